@@ -1,0 +1,124 @@
+"""The ``physgan`` command: parses arguments, calls :mod:`physgan.api`, maps errors to exit codes.
+
+Exit codes: 0 success, 2 bad input (config, data, run directory: one line naming the problem),
+1 an unexpected internal error (one line; ``--debug`` shows the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from physgan import __version__
+from physgan.errors import PhysganError
+
+__all__ = ["main"]
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    result = api.train(
+        args.config,
+        args.out,
+        overrides=tuple(args.set),
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    print(f"trained {result.step} steps -> {result.run_dir}")
+    if result.metrics:
+        print(json.dumps(result.metrics, indent=2))
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    x = api.sample(args.run_dir, args.n, seed=args.seed, out=args.output)
+    print(f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} -> {args.output}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    result = api.evaluate(args.run_dir, n=args.n, seed=args.seed)
+    print(json.dumps(result, indent=2))
+
+
+def _cmd_theory(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    print(api.theory(out=args.out).table)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="physgan", description="Train, sample and evaluate generative models of physics data."
+    )
+    parser.add_argument("--version", action="version", version=f"physgan {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model from a YAML config into a run directory")
+    p.add_argument("config", help="YAML config file")
+    p.add_argument("--out", required=True, help="run directory (created; must be new or empty)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one dotted config key, e.g. train.steps=200 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a trained run, in the data's units")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, required=True, help="number of samples")
+    p.add_argument("-o", "--output", required=True, help="output file (.npy or .h5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("evaluate", help="score a run's samples; writes RUN/metrics.json")
+    p.add_argument("run_dir")
+    p.add_argument("-n", type=int, default=2_500, help="number of samples (default 2500)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
+    p.add_argument("--out", default="theory", help="directory for theory.png and theory.json")
+    p.set_defaults(func=_cmd_theory)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="physgan: %(message)s"
+    )
+    try:
+        args.func(args)
+    except PhysganError as err:
+        print(f"physgan: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("physgan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(
+            f"physgan: internal error: {type(err).__name__}: {err} (rerun with --debug for "
+            "the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""The run configuration: one pydantic schema, the single home of every default.
+
+A config is YAML with sections ``data``, ``model``, ``loss``, ``train`` and a top-level
+``seed``. Unknown keys, wrong types and bad values raise :class:`~physgan.errors.ConfigError`
+with one line naming the dotted key. Components never import this module: the API turns the
+config into keyword arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from physgan.errors import ConfigError
+
+__all__ = ["Config", "apply_overrides", "load_config", "parse_config"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
+Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    name: str | None = "grid25"  # a built-in dataset: bimodal, ring8, grid25
+    path: Path | None = None  # or a user's file: .npy (x), .npz or .h5 (x and optional cond)
+    n_train: PositiveInt = 100_000  # built-in toys: training samples drawn once from the seed
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # held out for the JSD bound
+    conditional: bool = False  # toys: condition on the one-hot mixture component
+    transform: Literal["standardize", "none"] = "standardize"  # per-feature, saved with the run
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_replaces_name(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("path") is not None:
+            values = {**values, "name": values.get("name")}
+        return values
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if (self.name is None) == (self.path is None):
+            raise ValueError("give exactly one of data.name and data.path")
+        return self
+
+
+class MLPGeneratorConfig(_Section):
+    kind: Literal["mlp"] = "mlp"
+    latent_dim: PositiveInt = 8  # dimension of z ~ N(0, I)
+    hidden: PositiveInt = 256  # width of each hidden layer
+    depth: PositiveInt = 3  # number of hidden layers
+    activation: Activation = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+
+
+class DCGANGeneratorConfig(_Section):
+    kind: Literal["dcgan"]
+    latent_dim: PositiveInt = 100
+    base_channels: PositiveInt = 64  # channels of the last deconvolution; doubled per level
+    output: Literal["linear", "relu", "softplus", "tanh"] = "linear"
+
+
+class MLPDiscriminatorConfig(_Section):
+    kind: Literal["mlp"] = "mlp"
+    hidden: PositiveInt = 256
+    depth: PositiveInt = 3
+    activation: Activation = "leaky_relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+    spectral_norm: bool = False  # Miyato et al. 2018, arXiv:1802.05957
+    pack: PositiveInt = 1  # PacGAN: samples per discriminator input (arXiv:1712.04086)
+    minibatch_std: bool = False  # append the batch's mean feature std (arXiv:1710.10196)
+
+
+class DCGANDiscriminatorConfig(_Section):
+    kind: Literal["dcgan"]
+    base_channels: PositiveInt = 64
+    spectral_norm: bool = False
+    pack: PositiveInt = 1
+    minibatch_std: bool = False
+
+
+GeneratorConfig = Annotated[MLPGeneratorConfig | DCGANGeneratorConfig, Field(discriminator="kind")]
+DiscriminatorConfig = Annotated[
+    MLPDiscriminatorConfig | DCGANDiscriminatorConfig, Field(discriminator="kind")
+]
+
+
+class ModelConfig(_Section):
+    generator: GeneratorConfig = MLPGeneratorConfig()
+    discriminator: DiscriminatorConfig = MLPDiscriminatorConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_kind(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        for role in ("generator", "discriminator"):
+            if isinstance(values.get(role), dict) and "kind" not in values[role]:
+                values[role] = {"kind": "mlp", **values[role]}
+        return values
+
+
+class LossConfig(_Section):
+    name: str = "nonsaturating"  # minimax, nonsaturating, wgan-gp, hinge, lsgan
+    r1: Annotated[float, Field(ge=0)] = 0.0  # weight gamma of the R1 penalty on real data
+    gp: Annotated[float, Field(ge=0)] | None = None  # gradient-penalty weight; None: 10 for wgan-gp
+
+    @property
+    def gp_weight(self) -> float:
+        if self.gp is not None:
+            return self.gp
+        return 10.0 if self.name == "wgan-gp" else 0.0
+
+
+class TrainConfig(_Section):
+    steps: PositiveInt = 5_000  # generator steps
+    batch_size: PositiveInt = 256
+    n_critic: PositiveInt = 1  # discriminator steps per generator step
+    lr_g: PositiveFloat = 2e-4
+    lr_d: PositiveFloat = 2e-4
+    betas_g: tuple[Beta, Beta] = (0.5, 0.999)
+    betas_d: tuple[Beta, Beta] = (0.5, 0.999)
+    ema: Annotated[float, Field(gt=0, lt=1)] | None = 0.999  # EMA decay of G; None: off
+    log_every: PositiveInt = 100  # steps between metrics.jsonl lines
+    checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
+    eval_samples: PositiveInt = 4_096  # held-out real and generated samples for the JSD bound
+
+
+class Config(_Section):
+    seed: Annotated[int, Field(ge=0)] = 0  # every random stream of the run derives from it
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML-able types."""
+        return self.model_dump(mode="json")
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).endswith("Config"))
+    loc = loc.replace(".mlp", "").replace(".dcgan", "")
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in first and not isinstance(first["input"], dict | list):
+        msg += f" (got {first['input']!r})"
+    where = f"{loc}: " if loc else ""
+    return f"config: {where}{msg}"
+
+
+def parse_config(raw: dict[str, Any] | Config) -> Config:
+    """Validate a config given as a dict (e.g. from YAML); raise ConfigError naming the key."""
+    if isinstance(raw, Config):
+        return raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None
+    from physgan.losses import OBJECTIVES
+
+    if config.loss.name not in OBJECTIVES:
+        raise ConfigError(
+            f"config: loss.name: unknown loss {config.loss.name!r}; "
+            f"choose from: {', '.join(OBJECTIVES.names())}"
+        )
+    return config
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config dict.
+
+    >>> apply_overrides({"train": {"steps": 10}}, ["train.steps=200", "seed=3"])
+    {'train': {'steps': 200}, 'seed': 3}
+    """
+    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config file with the safe loader, apply overrides and validate it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"config {path}: cannot read ({err.strerror})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config {path}: not valid YAML{where}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    return parse_config(apply_overrides(raw, list(overrides)))

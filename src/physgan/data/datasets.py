@@ -1,0 +1,78 @@
+"""Training data for a run: a built-in toy mixture or a user's file, split into train/holdout."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from physgan.data.io import read_arrays
+from physgan.data.toy import TOY_DATASETS, GaussianMixture
+from physgan.errors import ConfigError, DataError
+
+__all__ = ["TrainingData", "load_training_data"]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Samples in the data's own units (float32): training and held-out parts.
+
+    ``truth`` is the exact density for built-in toys (None for files); conditions are
+    (n, cond_dim) arrays or None for unconditional data.
+    """
+
+    x_train: np.ndarray
+    x_holdout: np.ndarray
+    cond_train: np.ndarray | None
+    cond_holdout: np.ndarray | None
+    truth: GaussianMixture | None = None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def cond_dim(self) -> int:
+        return 0 if self.cond_train is None else int(self.cond_train.shape[1])
+
+
+def load_training_data(
+    *,
+    name: str | None,
+    path: str | Path | None,
+    n_train: int,
+    holdout_fraction: float,
+    conditional: bool,
+    seed: int,
+) -> TrainingData:
+    """Build the run's data: ``n_train`` toy samples drawn from ``seed``, or a file's rows.
+
+    For toys with ``conditional``, the condition is the one-hot index of the mixture component
+    each sample came from. The holdout is the last ``holdout_fraction`` of a seeded shuffle.
+    """
+    truth = None
+    if path is not None:
+        x, cond = read_arrays(path)
+        if conditional and cond is None:
+            raise DataError(f"{path}: data.conditional is set but the file has no 'cond'")
+    else:
+        truth = TOY_DATASETS.get(name)()
+        x, labels = truth.sample_labelled(n_train, seed)
+        x = x.astype(np.float32)
+        cond = np.eye(truth.n_components, dtype=np.float32)[labels] if conditional else None
+    n_holdout = round(holdout_fraction * x.shape[0])
+    if n_holdout < 1 or n_holdout >= x.shape[0]:
+        raise ConfigError(
+            f"config: data.holdout_fraction: leaves no training or holdout data "
+            f"from {x.shape[0]} samples"
+        )
+    order = np.random.default_rng([seed, 1]).permutation(x.shape[0])
+    train, hold = order[:-n_holdout], order[-n_holdout:]
+    return TrainingData(
+        x_train=x[train],
+        x_holdout=x[hold],
+        cond_train=None if cond is None else cond[train],
+        cond_holdout=None if cond is None else cond[hold],
+        truth=truth,
+    )

@@ -1,0 +1,138 @@
+"""GAN objectives and regularisers, chosen by name in the config (``loss: hinge``).
+
+Each objective is a pair of functions of the discriminator's raw outputs (logits for the
+probabilistic objectives, critic scores for ``wgan-gp``): ``d_loss(real, fake)`` for the
+discriminator and ``g_loss(fake)`` for the generator, both means over the batch, in nats where
+they are log-likelihoods. ``OBJECTIVES`` maps the YAML name to its :class:`Objective`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from physgan.registry import Registry
+
+__all__ = [
+    "OBJECTIVES",
+    "Objective",
+    "gradient_penalty",
+    "jsd_lower_bound",
+    "r1_penalty",
+]
+
+
+class Objective(NamedTuple):
+    """One adversarial objective: its two losses and whether D's output is a logit of P(real)."""
+
+    d_loss: Callable[[Tensor, Tensor], Tensor]
+    g_loss: Callable[[Tensor], Tensor]
+    probabilistic: bool
+
+
+OBJECTIVES: Registry[Objective] = Registry("loss")
+
+
+def _register(name: str, d_loss, g_loss, *, probabilistic: bool) -> None:
+    OBJECTIVES.register(name)(Objective(d_loss, g_loss, probabilistic))
+
+
+def _d_logistic(real: Tensor, fake: Tensor) -> Tensor:
+    # -V(D, G): -E[log D(x)] - E[log(1 - D(G(z)))], with D = sigmoid(logit).
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def _g_minimax(fake: Tensor) -> Tensor:
+    # The lecture's generator: minimise E[log(1 - D(G(z)))] = -E[softplus(logit)].
+    return -F.softplus(fake).mean()
+
+
+def _g_nonsaturating(fake: Tensor) -> Tensor:
+    # Maximise E[log D(G(z))]: strong gradients where D confidently rejects the fakes.
+    return F.softplus(-fake).mean()
+
+
+def _d_wasserstein(real: Tensor, fake: Tensor) -> Tensor:
+    return fake.mean() - real.mean()
+
+
+def _g_wasserstein(fake: Tensor) -> Tensor:
+    return -fake.mean()
+
+
+def _d_hinge(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def _d_lsgan(real: Tensor, fake: Tensor) -> Tensor:
+    # Mao et al. 2017 (arXiv:1611.04076), a-b-c = 0-1-1 coding, factor 1/2.
+    return 0.5 * ((real - 1.0) ** 2).mean() + 0.5 * (fake**2).mean()
+
+
+def _g_lsgan(fake: Tensor) -> Tensor:
+    return 0.5 * ((fake - 1.0) ** 2).mean()
+
+
+# Goodfellow et al. 2014, arXiv:1406.2661 (both generator losses are from section 3).
+_register("minimax", _d_logistic, _g_minimax, probabilistic=True)
+_register("nonsaturating", _d_logistic, _g_nonsaturating, probabilistic=True)
+# Gulrajani et al. 2017, arXiv:1704.00028; the penalty itself is `gradient_penalty`.
+_register("wgan-gp", _d_wasserstein, _g_wasserstein, probabilistic=False)
+# Lim and Ye 2017, arXiv:1705.02894; Miyato et al. 2018, arXiv:1802.05957.
+_register("hinge", _d_hinge, _g_wasserstein, probabilistic=False)
+_register("lsgan", _d_lsgan, _g_lsgan, probabilistic=False)
+
+
+def _grad_norm_sq(outputs: Tensor, inputs: Tensor) -> Tensor:
+    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1)
+
+
+def r1_penalty(real_outputs: Tensor, real: Tensor) -> Tensor:
+    """R1 = E_data[||grad_x D(x)||^2] / 2 (Mescheder et al. 2018, arXiv:1801.04406).
+
+    ``real`` must have had ``requires_grad`` set before ``real_outputs = D(real)`` was computed,
+    so the discriminator's forward pass on real data is shared with its loss. Multiply by the
+    weight gamma yourself. With PacGAN packing the gradient is still taken per sample.
+    """
+    return 0.5 * _grad_norm_sq(real_outputs, real).mean()
+
+
+def gradient_penalty(
+    discriminator: Callable[..., Tensor],
+    real: Tensor,
+    fake: Tensor,
+    cond: Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """WGAN-GP penalty E[(||grad D(x_hat)|| - 1)^2] on random interpolates (arXiv:1704.00028).
+
+    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U(0, 1)`` per sample, drawn from
+    ``generator`` so the step stays seeded.
+    """
+    shape = (real.shape[0],) + (1,) * (real.dim() - 1)
+    eps = torch.rand(shape, generator=generator, dtype=real.dtype, device=real.device)
+    x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
+    # A small epsilon inside the root keeps the gradient finite where the norm is 0.
+    norm = (_grad_norm_sq(discriminator(x_hat, cond), x_hat) + 1e-12).sqrt()
+    return ((norm - 1.0) ** 2).mean()
+
+
+def jsd_lower_bound(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """(V(D, G) + ln 4) / 2 in nats: a lower bound on JSD(p_data || p_g), equal at D = D*.
+
+    ``V = E[log D(x)] + E[log(1 - D(G(z)))]`` with ``D = sigmoid(logit)``, from logits on
+    held-out real samples and on generated ones (Goodfellow et al. 2014, arXiv:1406.2661).
+
+    >>> z = torch.zeros(4)
+    >>> round(float(jsd_lower_bound(z, z)), 6)  # D = 1/2 everywhere: V = -ln 4
+    0.0
+    """
+    value = F.logsigmoid(real_logits).mean() + F.logsigmoid(-fake_logits).mean()
+    return 0.5 * (value + math.log(4.0))

@@ -1,0 +1,211 @@
+"""Convolutional generator and discriminator for square images such as jet images.
+
+DCGAN architecture (Radford et al. 2016, arXiv:1511.06434), extended to any image size: the
+generator upsamples from 4x4 to the smallest power-of-two multiple of 4 that covers the image
+and centre-crops, so the 25x25 LAGAN jet images (de Oliveira et al. 2017, arXiv:1701.05927)
+need no padding of the data.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from physgan.models.layers import (
+    OUTPUT_ACTIVATIONS,
+    add_spectral_norm,
+    check_cond,
+    check_features,
+    check_non_negative,
+    check_positive,
+    init_dcgan_weights,
+    minibatch_std,
+    pack_batch,
+)
+from physgan.models.registry import DISCRIMINATORS, GENERATORS
+
+__all__ = ["DCGANDiscriminator", "DCGANGenerator"]
+
+# Side of the generator's first feature map and the size the discriminator reduces to.
+_BASE_SIZE = 4
+
+
+def _n_upsamplings(image_size: int) -> int:
+    """Smallest n >= 0 with 4 * 2**n >= image_size."""
+    n = 0
+    while _BASE_SIZE * 2**n < image_size:
+        n += 1
+    return n
+
+
+@GENERATORS.register("dcgan")
+class DCGANGenerator(nn.Module):
+    """Maps latent noise (and a condition) to images with transposed convolutions.
+
+    Architecture, with n the smallest integer such that 4 * 2**n >= image_size:
+    concat(z, cond) -> Linear -> (base_channels * 2**(n-1), 4, 4) -> BatchNorm + ReLU ->
+    n x [ConvTranspose2d(kernel 4, stride 2, padding 1) -> BatchNorm -> ReLU], halving the
+    channels down to ``base_channels`` -> Conv2d(3x3) to ``channels`` -> centre crop to
+    ``image_size`` -> output activation. Weights use the DCGAN N(0, 0.02) initialisation.
+
+    Args:
+        image_size: side of the square output image in pixels (need not be a power of two).
+        channels: number of output channels (1 for calorimeter energy deposits).
+        latent_dim: width of the noise vector z.
+        cond_dim: width of the condition vector; 0 for an unconditional generator.
+        base_channels: channels of the last upsampling block; earlier blocks have 2x, 4x, ...
+        output: ``linear``, ``relu``, ``softplus`` or ``tanh``; ``relu`` or ``softplus`` keep
+            pixel intensities (energies) non-negative.
+
+    Shapes:
+        ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
+        (B, channels, image_size, image_size).
+
+    >>> g = DCGANGenerator(image_size=25, latent_dim=4, base_channels=4)
+    >>> g(torch.zeros(2, 4)).shape
+    torch.Size([2, 1, 25, 25])
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 32,
+        channels: int = 1,
+        latent_dim: int = 100,
+        cond_dim: int = 0,
+        base_channels: int = 64,
+        output: str = "linear",
+    ) -> None:
+        super().__init__()
+        check_positive(
+            image_size=image_size,
+            channels=channels,
+            latent_dim=latent_dim,
+            base_channels=base_channels,
+        )
+        check_non_negative(cond_dim=cond_dim)
+        self.image_size = image_size
+        self.channels = channels
+        self.latent_dim = latent_dim
+        self.cond_dim = cond_dim
+        make_output = OUTPUT_ACTIVATIONS.get(output)
+
+        n_up = _n_upsamplings(image_size)
+        width = base_channels * 2 ** max(n_up - 1, 0)
+        self.project = nn.Sequential(
+            # No bias: the BatchNorm that follows would cancel it.
+            nn.Linear(latent_dim + cond_dim, width * _BASE_SIZE**2, bias=False),
+            nn.Unflatten(1, (width, _BASE_SIZE, _BASE_SIZE)),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
+        blocks: list[nn.Module] = []
+        for _ in range(n_up):
+            out_width = max(width // 2, base_channels)
+            blocks += [
+                nn.ConvTranspose2d(width, out_width, 4, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(out_width),
+                nn.ReLU(),
+            ]
+            width = out_width
+        self.upsample = nn.Sequential(*blocks)
+        self.to_image = nn.Conv2d(width, channels, 3, padding=1)
+        self.output = make_output()
+        self.apply(init_dcgan_weights)
+        # Pixels cropped from each side of the generated (4 * 2**n)^2 map.
+        self._crop = (_BASE_SIZE * 2**n_up - image_size) // 2
+
+    def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Generate (B, channels, image_size, image_size) images from z (B, latent_dim)."""
+        check_features(z, (self.latent_dim,), "z")
+        cond = check_cond(cond, self.cond_dim, z.shape[0])
+        h = z if cond is None else torch.cat([z, cond], dim=1)
+        image = self.to_image(self.upsample(self.project(h)))
+        start, stop = self._crop, self._crop + self.image_size
+        return self.output(image[:, :, start:stop, start:stop])
+
+
+@DISCRIMINATORS.register("dcgan")
+class DCGANDiscriminator(nn.Module):
+    """Scores images (and their condition) with strided convolutions.
+
+    Architecture: concat(image, cond broadcast to cond_dim constant channels) -> PacGAN packing
+    of ``pack`` consecutive samples along the channel axis -> Conv2d(kernel 4, stride 2,
+    padding 1) + LeakyReLU(0.2) blocks, doubling the channels from ``base_channels``, until the
+    map is at most 4x4 -> optional minibatch-std channel -> flatten -> Linear(1). No batch
+    norm, so gradient penalties stay per sample. Returns raw logits (no sigmoid). Weights use
+    the DCGAN N(0, 0.02) initialisation.
+
+    Args:
+        image_size: side of the square input image in pixels.
+        channels: number of image channels.
+        cond_dim: width of the condition vector; 0 for an unconditional discriminator.
+        base_channels: channels of the first convolution; each later one doubles them.
+        spectral_norm: wrap every Conv2d and the Linear in spectral normalisation (Miyato et
+            al. 2018, arXiv:1802.05957).
+        pack: PacGAN packing degree m (Lin et al. 2018, arXiv:1712.04086): m consecutive
+            images (each with its condition channels) are stacked along the channel axis into
+            one input of m * (channels + cond_dim) channels. The batch size must be divisible
+            by m.
+        minibatch_std: append the minibatch standard deviation of the last feature map,
+            averaged over channels and pixels, as one extra constant channel before the
+            output layer (Karras et al. 2018, arXiv:1710.10196, sec. 3).
+
+    Shapes:
+        ``forward(x, cond=None)``: x (B, channels, image_size, image_size), cond (B, cond_dim)
+        or None -> (B // pack,).
+
+    >>> d = DCGANDiscriminator(image_size=25, base_channels=4, pack=2)
+    >>> d(torch.zeros(4, 1, 25, 25)).shape
+    torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        *,
+        image_size: int = 32,
+        channels: int = 1,
+        cond_dim: int = 0,
+        base_channels: int = 64,
+        spectral_norm: bool = False,
+        pack: int = 1,
+        minibatch_std: bool = False,
+    ) -> None:
+        super().__init__()
+        check_positive(
+            image_size=image_size, channels=channels, base_channels=base_channels, pack=pack
+        )
+        check_non_negative(cond_dim=cond_dim)
+        self.image_size = image_size
+        self.channels = channels
+        self.cond_dim = cond_dim
+        self.pack = pack
+        self.minibatch_std = minibatch_std
+
+        width, out_width, size = pack * (channels + cond_dim), base_channels, image_size
+        blocks: list[nn.Module] = []
+        while size > _BASE_SIZE:
+            blocks += [
+                nn.Conv2d(width, out_width, 4, stride=2, padding=1),
+                nn.LeakyReLU(0.2),
+            ]
+            width, out_width, size = out_width, 2 * out_width, size // 2
+        self.downsample = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear((width + int(minibatch_std)) * size**2, 1)
+        )
+        self.apply(init_dcgan_weights)
+        if spectral_norm:
+            add_spectral_norm(self)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Logits (B // pack,) for images x (B, channels, image_size, image_size)."""
+        check_features(x, (self.channels, self.image_size, self.image_size), "x")
+        cond = check_cond(cond, self.cond_dim, x.shape[0])
+        if cond is not None:
+            cond_maps = cond[:, :, None, None].expand(-1, -1, self.image_size, self.image_size)
+            x = torch.cat([x, cond_maps], dim=1)
+        h = self.downsample(pack_batch(x, self.pack))
+        if self.minibatch_std:
+            h = minibatch_std(h)
+        return self.head(h).squeeze(1)

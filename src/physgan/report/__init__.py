@@ -1,0 +1,1 @@
+"""Figures and reports (matplotlib's object API only: no pyplot global state)."""

@@ -1,0 +1,104 @@
+"""Loop callbacks: metrics as JSON lines (and TensorBoard), checkpoints, a progress bar."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from physgan.training.checkpoint import save_checkpoint
+
+__all__ = ["Checkpointer", "MetricsLogger", "ProgressBar"]
+
+log = logging.getLogger(__name__)
+
+
+class MetricsLogger:
+    """Every ``every`` steps, append the step's logs plus ``evaluate(state)`` to a JSONL file.
+
+    Also writes the same scalars to TensorBoard under ``tensorboard_dir`` when the optional
+    ``tensorboard`` package is installed. ``latest`` holds the last logged line.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        every: int,
+        evaluate: Callable[[Any], dict[str, float]] | None = None,
+        tensorboard_dir: Path | None = None,
+    ) -> None:
+        self.path, self.every, self.evaluate = path, every, evaluate
+        self.latest: dict[str, float] = {}
+        self._tb = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                log.debug("tensorboard not installed; metrics go to %s only", path)
+            else:
+                self._tb = SummaryWriter(str(tensorboard_dir))
+
+    def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
+        if state.step % self.every:
+            return
+        row: dict[str, float] = {"step": state.step}
+        row.update({k: float(v) for k, v in logs.items()})
+        if self.evaluate is not None:
+            row.update(self.evaluate(state))
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self._tb.add_scalar(key, value, state.step)
+        self.latest = row
+
+    def on_end(self, state: Any) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+class Checkpointer:
+    """Save the state every ``every`` steps and at the end (atomic; see ``save_checkpoint``)."""
+
+    def __init__(self, path: Path, *, every: int, extra: dict[str, Any] | None = None) -> None:
+        self.path, self.every, self.extra = path, every, extra
+        self._saved_at = -1
+
+    def _save(self, state: Any) -> None:
+        save_checkpoint(self.path, state, self.extra)
+        self._saved_at = state.step
+
+    def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
+        if state.step % self.every == 0:
+            self._save(state)
+
+    def on_end(self, state: Any) -> None:
+        if self._saved_at != state.step:
+            self._save(state)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr with the last logged losses; for interactive callers (the CLI)."""
+
+    def __init__(self, total: int, initial: int, metrics: MetricsLogger | None = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+        self.metrics = metrics
+        self._shown: dict[str, float] = {}
+
+    def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
+        self.bar.update(1)
+        if self.metrics is not None and self.metrics.latest is not self._shown:
+            self._shown = self.metrics.latest
+            keys = ("d_loss", "g_loss", "jsd_bound")
+            self.bar.set_postfix({k: f"{self._shown[k]:.3f}" for k in keys if k in self._shown})
+
+    def on_end(self, state: Any) -> None:
+        self.bar.close()

@@ -1,0 +1,36 @@
+"""``fit``: the only training loop. Model families differ by their step function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from torch import Tensor
+
+__all__ = ["Callback", "fit"]
+
+
+class Callback(Protocol):
+    """Hooks the loop calls; ``logs`` holds the step's detached scalar tensors."""
+
+    def on_step(self, state: Any, logs: dict[str, Tensor]) -> None: ...
+
+    def on_end(self, state: Any) -> None: ...
+
+
+def fit(
+    state: Any,
+    step_fn: Callable[[Any], dict[str, Tensor]],
+    *,
+    max_steps: int,
+    callbacks: Sequence[Callback] = (),
+) -> Any:
+    """Run ``step_fn`` until ``state.step == max_steps``; resume by passing a loaded state."""
+    while state.step < max_steps:
+        logs = step_fn(state)
+        state.step += 1
+        for callback in callbacks:
+            callback.on_step(state, logs)
+    for callback in callbacks:
+        callback.on_end(state)
+    return state

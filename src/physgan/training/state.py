@@ -1,0 +1,37 @@
+"""Everything that changes during GAN training, and nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.swa_utils import AveragedModel
+
+__all__ = ["GANState"]
+
+
+@dataclass
+class GANState:
+    """Networks, their optimisers, the generator's EMA and the number of generator steps done."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: Optimizer
+    opt_d: Optimizer
+    ema: AveragedModel | None = None
+    step: int = 0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator used for sampling: the EMA copy when enabled."""
+        return self.generator if self.ema is None else self.ema.module
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.ema is not None:
+            mods["ema"] = self.ema
+        return mods
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        return {"opt_g": self.opt_g, "opt_d": self.opt_d}

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny configs and data files that train in seconds."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def gaussian_file(tmp_path):
+    """A .npy file of 20,000 draws from N(3, 0.5^2), shape (n, 1)."""
+    path = tmp_path / "gauss.npy"
+    x = np.random.default_rng(11).normal(3.0, 0.5, size=(20_000, 1)).astype(np.float32)
+    np.save(path, x)
+    return path
+
+
+@pytest.fixture
+def tiny_config():
+    """A small, fast GAN config on the 8-mode ring (the tests override what they need)."""
+    return {
+        "seed": 1,
+        "data": {"name": "ring8", "n_train": 4_000},
+        "model": {
+            "generator": {"kind": "mlp", "latent_dim": 4, "hidden": 32, "depth": 2},
+            "discriminator": {"kind": "mlp", "hidden": 32, "depth": 2},
+        },
+        "train": {
+            "steps": 60,
+            "batch_size": 64,
+            "log_every": 10,
+            "checkpoint_every": 20,
+            "eval_samples": 256,
+        },
+    }

@@ -1,0 +1,409 @@
+"""Tests of physgan.models: shapes, packing, conditioning, spectral norm, gradients, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from physgan.errors import ConfigError
+from physgan.models import (
+    DISCRIMINATORS,
+    GENERATORS,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+)
+from physgan.models.layers import ACTIVATIONS, NORMS, OUTPUT_ACTIVATIONS, minibatch_std, pack_batch
+
+# Small settings for every registry entry; generator and discriminator of one name fit together.
+LATENT_DIM = 4
+GEN_KWARGS = {
+    "mlp": {"out_dim": 5, "latent_dim": LATENT_DIM, "hidden": 16, "depth": 2},
+    "dcgan": {"image_size": 25, "latent_dim": LATENT_DIM, "base_channels": 4},
+}
+DISC_KWARGS = {
+    "mlp": {"in_dim": 5, "hidden": 16, "depth": 2},
+    "dcgan": {"image_size": 25, "base_channels": 4},
+}
+SAMPLE_SHAPE = {"mlp": (5,), "dcgan": (1, 25, 25)}
+NAMES = sorted(GEN_KWARGS)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    # Module constructors draw from torch's global generator.
+    torch.manual_seed(0)
+
+
+def randn(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def make_cond(batch_size: int, cond_dim: int, seed: int = 2) -> torch.Tensor | None:
+    return randn(batch_size, cond_dim, seed=seed) if cond_dim else None
+
+
+def make_g(name: str, **kwargs: object) -> nn.Module:
+    return GENERATORS.get(name)(**{**GEN_KWARGS[name], **kwargs})
+
+
+def make_d(name: str, **kwargs: object) -> nn.Module:
+    return DISCRIMINATORS.get(name)(**{**DISC_KWARGS[name], **kwargs})
+
+
+def test_every_registry_entry_has_test_settings() -> None:
+    assert GENERATORS.names() == NAMES
+    assert DISCRIMINATORS.names() == NAMES
+    assert GENERATORS.get("mlp") is MLPGenerator
+    assert GENERATORS.get("dcgan") is DCGANGenerator
+    assert DISCRIMINATORS.get("mlp") is MLPDiscriminator
+    assert DISCRIMINATORS.get("dcgan") is DCGANDiscriminator
+
+
+def test_registry_miss_lists_names() -> None:
+    with pytest.raises(ConfigError, match="unknown generator 'gan'; choose from: dcgan, mlp"):
+        GENERATORS.get("gan")
+
+
+# --- shapes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cond_dim", [0, 3])
+@pytest.mark.parametrize("norm", NORMS.names())
+@pytest.mark.parametrize("activation", ACTIVATIONS.names())
+def test_mlp_generator_shape(cond_dim: int, norm: str, activation: str) -> None:
+    g = MLPGenerator(
+        out_dim=5,
+        latent_dim=4,
+        cond_dim=cond_dim,
+        hidden=8,
+        depth=2,
+        activation=activation,
+        norm=norm,
+    )
+    assert (g.latent_dim, g.cond_dim) == (4, cond_dim)
+    assert g(randn(6, 4), make_cond(6, cond_dim)).shape == (6, 5)
+
+
+def test_mlp_depth_zero_is_linear() -> None:
+    g = MLPGenerator(out_dim=3, latent_dim=2, depth=0)
+    d = MLPDiscriminator(in_dim=3, depth=0)
+    assert [type(m) for m in g.modules() if not isinstance(m, nn.Sequential)][1:] == [nn.Linear]
+    assert d(g(randn(4, 2))).shape == (4,)
+
+
+@pytest.mark.parametrize("cond_dim", [0, 3])
+@pytest.mark.parametrize("pack", [1, 4])
+@pytest.mark.parametrize("mbstd", [False, True])
+@pytest.mark.parametrize("sn", [False, True])
+@pytest.mark.parametrize("norm", NORMS.names())
+def test_mlp_discriminator_shape(
+    cond_dim: int, pack: int, mbstd: bool, sn: bool, norm: str
+) -> None:
+    d = MLPDiscriminator(
+        in_dim=5,
+        cond_dim=cond_dim,
+        hidden=8,
+        depth=2,
+        norm=norm,
+        spectral_norm=sn,
+        pack=pack,
+        minibatch_std=mbstd,
+    )
+    assert d(randn(8, 5), make_cond(8, cond_dim)).shape == (8 // pack,)
+
+
+@pytest.mark.parametrize("cond_dim", [0, 3])
+@pytest.mark.parametrize("image_size", [25, 32])
+@pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS.names())
+def test_dcgan_generator_shape(cond_dim: int, image_size: int, output: str) -> None:
+    g = DCGANGenerator(
+        image_size=image_size,
+        channels=2,
+        latent_dim=4,
+        cond_dim=cond_dim,
+        base_channels=4,
+        output=output,
+    )
+    assert (g.latent_dim, g.cond_dim) == (4, cond_dim)
+    assert g(randn(3, 4), make_cond(3, cond_dim)).shape == (3, 2, image_size, image_size)
+
+
+@pytest.mark.parametrize("cond_dim", [0, 3])
+@pytest.mark.parametrize("pack", [1, 4])
+@pytest.mark.parametrize("mbstd", [False, True])
+@pytest.mark.parametrize("sn", [False, True])
+@pytest.mark.parametrize("image_size", [25, 32])
+def test_dcgan_discriminator_shape(
+    cond_dim: int, pack: int, mbstd: bool, sn: bool, image_size: int
+) -> None:
+    d = DCGANDiscriminator(
+        image_size=image_size,
+        channels=2,
+        cond_dim=cond_dim,
+        base_channels=4,
+        spectral_norm=sn,
+        pack=pack,
+        minibatch_std=mbstd,
+    )
+    x = randn(8, 2, image_size, image_size)
+    assert d(x, make_cond(8, cond_dim)).shape == (8 // pack,)
+
+
+def test_dcgan_tiny_image_needs_no_resampling() -> None:
+    # image_size <= 4: G only projects (no upsampling) and crops; D only flattens.
+    g = DCGANGenerator(image_size=3, latent_dim=4, base_channels=4)
+    d = DCGANDiscriminator(image_size=3, base_channels=4, pack=2, minibatch_std=True)
+    assert len(g.upsample) == len(d.downsample) == 0
+    assert d(g(randn(4, 4))).shape == (2,)
+
+
+@pytest.mark.parametrize(("image_size", "final_size"), [(25, 3), (28, 3), (32, 4), (64, 4)])
+def test_dcgan_discriminator_reduces_to_about_4x4(image_size: int, final_size: int) -> None:
+    d = DCGANDiscriminator(image_size=image_size, base_channels=4)
+    h = d.downsample(randn(2, 1, image_size, image_size))
+    assert h.shape[-2:] == (final_size, final_size)
+
+
+def test_dcgan_generator_crops_the_centre() -> None:
+    # 25 and 32 share the same 4 -> 32 network; 25 must be its central crop (offset 3).
+    g32 = DCGANGenerator(image_size=32, latent_dim=4, base_channels=4).eval()
+    g25 = DCGANGenerator(image_size=25, latent_dim=4, base_channels=4).eval()
+    g25.load_state_dict(g32.state_dict())
+    z = randn(2, 4)
+    torch.testing.assert_close(g25(z), g32(z)[:, :, 3:28, 3:28])
+
+
+@pytest.mark.parametrize("output", ["relu", "softplus"])
+def test_dcgan_non_negative_output(output: str) -> None:
+    z = randn(8, 4)
+    linear = DCGANGenerator(image_size=25, latent_dim=4, base_channels=4)(z)
+    assert (linear < 0).any()  # so that the check below is not vacuous
+    torch.manual_seed(0)
+    g = DCGANGenerator(image_size=25, latent_dim=4, base_channels=4, output=output)
+    assert (g(z) >= 0).all()
+
+
+# --- packing ------------------------------------------------------------------------------
+
+
+def test_pack_batch_concatenates_consecutive_samples() -> None:
+    x = randn(6, 3)
+    expected = torch.cat([x[0::3], x[1::3], x[2::3]], dim=1)
+    torch.testing.assert_close(pack_batch(x, 3), expected, rtol=0, atol=0)
+    images = randn(4, 2, 5, 5)
+    expected = torch.cat([images[0::2], images[1::2]], dim=1)
+    torch.testing.assert_close(pack_batch(images, 2), expected, rtol=0, atol=0)
+
+
+def test_mlp_packing_by_hand() -> None:
+    d = MLPDiscriminator(in_dim=5, cond_dim=3, hidden=16, depth=2, pack=2)
+    x, cond = randn(8, 5), make_cond(8, 3)
+    rows = [torch.cat([x[2 * i], cond[2 * i], x[2 * i + 1], cond[2 * i + 1]]) for i in range(4)]
+    expected = d.head(d.trunk(torch.stack(rows))).squeeze(1)
+    torch.testing.assert_close(d(x, cond), expected)
+
+
+def test_dcgan_packing_by_hand() -> None:
+    d = DCGANDiscriminator(image_size=25, cond_dim=3, base_channels=4, pack=2)
+    x, cond = randn(4, 1, 25, 25), make_cond(4, 3)
+    cond_maps = [c[:, None, None].expand(3, 25, 25) for c in cond]
+    rows = [
+        torch.cat([x[2 * i], cond_maps[2 * i], x[2 * i + 1], cond_maps[2 * i + 1]])
+        for i in range(2)
+    ]
+    expected = d.head(d.downsample(torch.stack(rows))).squeeze(1)
+    torch.testing.assert_close(d(x, cond), expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("mbstd", [False, True])
+def test_packing_permutations(name: str, mbstd: bool) -> None:
+    d = make_d(name, cond_dim=3, pack=2, minibatch_std=mbstd).eval()
+    x, cond = randn(8, *SAMPLE_SHAPE[name]), make_cond(8, 3)
+    out = d(x, cond)
+    # Permuting whole packs permutes the outputs.
+    packs = torch.tensor([2, 3, 0, 1])
+    samples = torch.stack([2 * packs, 2 * packs + 1], dim=1).flatten()
+    torch.testing.assert_close(d(x[samples], cond[samples]), out[packs])
+    # Swapping the two samples inside pack 0 changes its score, so D sees the pack as a whole.
+    swap = torch.tensor([1, 0, 2, 3, 4, 5, 6, 7])
+    swapped = d(x[swap], cond[swap])
+    assert not torch.allclose(swapped[0], out[0])
+    if not mbstd:
+        torch.testing.assert_close(swapped[1:], out[1:])
+
+
+# --- minibatch standard deviation -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (6, 3, 4, 4)])
+def test_minibatch_std_matches_numpy(shape: tuple[int, ...]) -> None:
+    x = randn(*shape)
+    out = minibatch_std(x)
+    assert out.shape == (shape[0], shape[1] + 1, *shape[2:])
+    torch.testing.assert_close(out[:, :-1], x, rtol=0, atol=0)
+    expected = np.std(x.numpy(), axis=0).mean()
+    np.testing.assert_allclose(out[:, -1].numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("mbstd", [False, True])
+def test_minibatch_std_couples_the_batch(name: str, mbstd: bool) -> None:
+    d = make_d(name, minibatch_std=mbstd).eval()
+    x = randn(4, *SAMPLE_SHAPE[name])
+    other = x.clone()
+    other[1:] = randn(3, *SAMPLE_SHAPE[name], seed=5)
+    coupled = not torch.allclose(d(x)[0], d(other)[0])
+    assert coupled == mbstd
+
+
+# --- conditioning -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generator_uses_cond(name: str) -> None:
+    g = make_g(name, cond_dim=3).eval()
+    z = randn(4, LATENT_DIM)
+    assert not torch.allclose(g(z, make_cond(4, 3, seed=2)), g(z, make_cond(4, 3, seed=3)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("pack", [1, 2])
+def test_discriminator_uses_cond(name: str, pack: int) -> None:
+    d = make_d(name, cond_dim=3, pack=pack).eval()
+    x = randn(4, *SAMPLE_SHAPE[name])
+    out, other = d(x, make_cond(4, 3, seed=2)), d(x, make_cond(4, 3, seed=3))
+    assert not torch.isclose(out, other).any()
+
+
+# --- spectral norm ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spectral_norm_bounds_every_weight(name: str) -> None:
+    d = make_d(name, cond_dim=3, spectral_norm=True, minibatch_std=True)
+    n_layers = sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in d.modules())
+    x = randn(8, *SAMPLE_SHAPE[name])
+    for _ in range(10):  # one power iteration per forward in train mode
+        d(x, make_cond(8, 3))
+    d.eval()
+    wrapped = [m for m in d.modules() if parametrize.is_parametrized(m, "weight")]
+    assert len(wrapped) == n_layers > 0
+    for module in wrapped:
+        weight = module.weight.detach()
+        sigma = torch.linalg.matrix_norm(weight.reshape(weight.shape[0], -1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, rel=0.05)
+
+
+# --- gradients and determinism ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_generator_parameter(name: str) -> None:
+    g = make_g(name, cond_dim=3)
+    d = make_d(name, cond_dim=3, pack=2, minibatch_std=True, spectral_norm=True)
+    cond = make_cond(8, 3)
+    d(g(randn(8, LATENT_DIM), cond), cond).sum().backward()
+    for param_name, param in itertools.chain(g.named_parameters(), d.named_parameters()):
+        assert param.grad is not None, param_name
+        assert torch.isfinite(param.grad).all(), param_name
+        assert param.grad.abs().sum() > 0, param_name
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("role", ["generator", "discriminator"])
+def test_same_seed_same_weights_and_outputs(name: str, role: str) -> None:
+    def build(seed: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        torch.manual_seed(seed)
+        if role == "generator":
+            model = make_g(name, cond_dim=3)
+            out = model(randn(4, LATENT_DIM), make_cond(4, 3))
+        else:
+            model = make_d(name, cond_dim=3, spectral_norm=True, pack=2, minibatch_std=True)
+            out = model(randn(4, *SAMPLE_SHAPE[name]), make_cond(4, 3))
+        return model.state_dict(), out
+
+    (state_a, out_a), (state_b, out_b), (_, out_c) = build(123), build(123), build(124)
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=0, atol=0)
+    torch.testing.assert_close(out_a, out_b, rtol=0, atol=0)
+    assert not torch.equal(out_a, out_c)
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def _call(name: str, role: str, cond_dim: int, batch_size: int, cond: torch.Tensor | None):
+    if role == "generator":
+        return make_g(name, cond_dim=cond_dim)(randn(batch_size, LATENT_DIM), cond)
+    return make_d(name, cond_dim=cond_dim)(randn(batch_size, *SAMPLE_SHAPE[name]), cond)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("role", ["generator", "discriminator"])
+def test_bad_cond(name: str, role: str) -> None:
+    with pytest.raises(ValueError, match=r"cond given, but the model is unconditional"):
+        _call(name, role, 0, 4, randn(4, 3))
+    with pytest.raises(ValueError, match=r"cond of shape \(B, 3\) is required"):
+        _call(name, role, 3, 4, None)
+    with pytest.raises(ValueError, match=r"cond must have shape \(4, 3\), got \(4, 2\)"):
+        _call(name, role, 3, 4, randn(4, 2))
+    with pytest.raises(ValueError, match=r"cond must have shape \(4, 3\), got \(5, 3\)"):
+        _call(name, role, 3, 4, randn(5, 3))
+    with pytest.raises(ValueError, match=r"cond must have shape \(4, 3\), got \(4, 3, 1\)"):
+        _call(name, role, 3, 4, randn(4, 3, 1))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_input_shape(name: str) -> None:
+    with pytest.raises(ValueError, match=r"z must have shape \(B, 4\), got \(3, 5\)"):
+        make_g(name)(randn(3, LATENT_DIM + 1))
+    with pytest.raises(ValueError, match=r"x must have shape"):
+        make_d(name)(randn(3, 7))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_not_divisible_by_pack(name: str) -> None:
+    d = make_d(name, pack=4)
+    with pytest.raises(ValueError, match="batch size 6 is not divisible by pack=4"):
+        d(randn(6, *SAMPLE_SHAPE[name]))
+
+
+@pytest.mark.parametrize("cls", [MLPGenerator, MLPDiscriminator])
+def test_unknown_activation_or_norm(cls: type[nn.Module]) -> None:
+    kwargs = {"out_dim": 2} if cls is MLPGenerator else {"in_dim": 2}
+    with pytest.raises(ValueError, match="unknown activation 'swish'; choose from: elu, gelu"):
+        cls(**kwargs, activation="swish")
+    with pytest.raises(ValueError, match="unknown norm 'group'; choose from: batch, layer, none"):
+        cls(**kwargs, norm="group")
+    with pytest.raises(ConfigError, match="unknown norm"):  # even with no hidden layer
+        cls(**kwargs, norm="group", depth=0)
+
+
+def test_unknown_output_activation() -> None:
+    with pytest.raises(ValueError, match="unknown output activation 'sigmoid'; choose from"):
+        DCGANGenerator(output="sigmoid")
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (MLPGenerator, {"out_dim": 0}, "out_dim must be an integer >= 1, got 0"),
+        (MLPGenerator, {"out_dim": 2, "depth": -1}, "depth must be an integer >= 0"),
+        (MLPDiscriminator, {"in_dim": 2, "pack": 0}, "pack must be an integer >= 1"),
+        (MLPDiscriminator, {"in_dim": 2, "cond_dim": -1}, "cond_dim must be an integer >= 0"),
+        (DCGANGenerator, {"image_size": 0}, "image_size must be an integer >= 1"),
+        (DCGANDiscriminator, {"pack": 2.0}, "pack must be an integer >= 1, got 2.0"),
+    ],
+)
+def test_bad_hyperparameters(cls: type[nn.Module], kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        cls(**kwargs)
