@@ -6,8 +6,8 @@ run above) and compares it with the exact KL(P||Q) from ``kl_mvn``. Prints a Mar
 writes the same rows, with the machine's description, to DIR/divergences.json.
 
 Times are machine-dependent: the k-d tree queries use every core, and in 10-D they grow about
-as n^1.7 (the tree prunes poorly there), so 10-D at n = 10^6 takes the better part of an hour
-on 2 cores; the default --max-n therefore stops at 10^5. Run from the repository root:
+as n^1.7 (the tree prunes poorly there): 10-D at n = 10^6 took 36 min on a 2-core machine, so
+the default --max-n stops at 10^5 (about 1-2 min in all). Run from the repository root:
 
     .venv/bin/python benchmarks/divergences.py
     .venv/bin/python benchmarks/divergences.py --max-n 1000000 --out out/bench
@@ -16,9 +16,6 @@ on 2 cores; the default --max-n therefore stops at 10^5. Run from the repository
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -26,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 
+from _common import write_json
 from physgan.divergences import kl_knn, kl_mvn
 
 DIMENSIONS = (2, 10)
@@ -34,20 +32,8 @@ SCALE_Q = 1.2  # Q is a little wider than P and shifted by |mu| = 1: KL ~ 0.4-0.
 BEST_OF_UP_TO = 10_000  # best of 3 runs up to this n; one run above (the time is long enough)
 
 
-def machine_info() -> dict[str, object]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-    }
-
-
-def run_case(d: int, n: int, rng: np.random.Generator) -> dict[str, object]:
+def run_case(d: int, n: int, seed: int) -> dict[str, object]:
+    rng = np.random.default_rng([seed, d, n])  # each row's data independent of --max-n
     mean_q = np.full(d, 1.0 / np.sqrt(d))
     x = rng.normal(size=(n, d))
     y = mean_q + SCALE_Q * rng.normal(size=(n, d))
@@ -94,24 +80,21 @@ def main(argv: list[str] | None = None) -> int:
     if not sizes:
         parser.error(f"--max-n must be >= {SIZES[0]}")
 
-    rng = np.random.default_rng(args.seed)
     rows = []
     for d in DIMENSIONS:
         for n in sizes:
-            rows.append(run_case(d, n, rng))
+            rows.append(run_case(d, n, args.seed))
             print(f"d={d} n={n}: {rows[-1]['time_s']:.3g} s", file=sys.stderr, flush=True)
 
     print(markdown_table(rows))
-    args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "physgan.divergences.kl_knn (k=1) vs kl_mvn",
         "setup": f"x ~ N(0, I_d), y ~ N(mu, {SCALE_Q}^2 I_d), mu_j = 1/sqrt(d), n = m",
         "seed": args.seed,
-        "machine": machine_info(),
+        "scipy": scipy.__version__,
         "rows": rows,
     }
-    path = args.out / "divergences.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path = write_json(args.out, "divergences.json", result)
     print(f"\nwrote {path}", file=sys.stderr)
     return 0
 

@@ -407,3 +407,25 @@ def test_unknown_output_activation() -> None:
 def test_bad_hyperparameters(cls: type[nn.Module], kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         cls(**kwargs)
+
+
+def test_categorical_latent_is_one_hot_and_uniform():
+    from scipy import stats
+
+    from physgan.models.layers import sample_latent
+
+    z = sample_latent(20_000, 3, 5, generator=torch.Generator().manual_seed(4))
+    code = z[:, 3:]
+    assert z.shape == (20_000, 8)
+    assert torch.equal(code.sum(1), torch.ones(20_000))
+    counts = code.sum(0).numpy()
+    assert stats.chisquare(counts).pvalue > 1e-3  # uniform over the 5 categories
+    assert abs(float(z[:, :3].mean())) < 0.03  # the Gaussian part is untouched
+
+
+def test_generator_with_categories_takes_the_wider_latent():
+    g = MLPGenerator(out_dim=2, latent_dim=3, categories=5, hidden=8, depth=1)
+    z = g.sample_latent(7, generator=torch.Generator().manual_seed(0))
+    assert g(z).shape == (7, 2)
+    with pytest.raises(ValueError, match="z"):
+        g(torch.zeros(7, 3))

@@ -187,3 +187,17 @@ def test_sample_writes_npy_and_h5(tiny_config, tmp_path):
         np.testing.assert_array_equal(fh["x"][()], b)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, api.sample(tmp_path / "run", 100, seed=5))
+
+
+def test_metrics_also_go_to_tensorboard(tiny_config, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    api.train(tiny_config, tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert {"d_loss", "g_loss", "jsd_bound"} <= set(events.Tags()["scalars"])
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    jsonl = [json.loads(line)["g_loss"] for line in lines]
+    board = [e.value for e in events.Scalars("g_loss")]
+    assert [e.step for e in events.Scalars("g_loss")] == [10, 20, 30, 40, 50, 60]
+    np.testing.assert_allclose(board, jsonl, rtol=1e-6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -22,7 +23,15 @@ from physgan.data.transforms import Identity, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS
-from physgan.training import GANState, derive_seed, fit, gan_eval, gan_step, load_checkpoint
+from physgan.training import (
+    Callback,
+    GANState,
+    derive_seed,
+    fit,
+    gan_eval,
+    gan_step,
+    load_checkpoint,
+)
 from physgan.training.callbacks import Checkpointer, MetricsLogger, ProgressBar
 from physgan.training.rundir import RunDir
 
@@ -120,13 +129,14 @@ def train(
     overrides: tuple[str, ...] = (),
     resume: bool = False,
     progress: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train a GAN as ``config`` says and write the run directory ``out``.
 
     ``config`` is a :class:`Config`, a dict or a YAML path; ``overrides`` are ``key=value``
     strings (``"train.steps=200"``). With ``resume`` a killed run continues from its last
     checkpoint and ends with the same weights as an uninterrupted run. ``progress`` shows a
-    progress bar on stderr.
+    progress bar on stderr; ``callbacks`` are extra loop hooks (``on_step``, ``on_end``).
     """
     config = _as_config(config, tuple(overrides))
     t = config.train
@@ -182,27 +192,23 @@ def train(
         return x_train[idx], None if cond_train is None else cond_train[idx]
 
     objective = OBJECTIVES.get(config.loss.name)
-    latent_dim = config.model.generator.latent_dim
     step_fn = gan_step(
         objective=objective,
         sample_real=sample_real,
         batch_size=t.batch_size,
-        latent_dim=latent_dim,
         seed=config.seed,
         n_critic=t.n_critic,
         r1_weight=config.loss.r1,
         gp_weight=config.loss.gp_weight,
     )
-    evaluate_fn = partial(
-        gan_eval, objective=objective, holdout=holdout, latent_dim=latent_dim, seed=config.seed
-    )
+    evaluate_fn = partial(gan_eval, objective=objective, holdout=holdout, seed=config.seed)
     logger = MetricsLogger(
         run.metrics, every=t.log_every, evaluate=evaluate_fn, tensorboard_dir=run.tensorboard
     )
-    callbacks: list[Any] = [logger, Checkpointer(run.checkpoint, every=t.checkpoint_every)]
+    hooks: list[Callback] = [logger, Checkpointer(run.checkpoint, every=t.checkpoint_every)]
     if progress:
-        callbacks.append(ProgressBar(t.steps, state.step, logger))
-    fit(state, step_fn, max_steps=t.steps, callbacks=callbacks)
+        hooks.append(ProgressBar(t.steps, state.step, logger))
+    fit(state, step_fn, max_steps=t.steps, callbacks=[*hooks, *callbacks])
     return TrainResult(run.root, state.step, logger.latest)
 
 
@@ -222,15 +228,13 @@ def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], GANS
 
 
 @torch.no_grad()
-def _generate(
-    model: nn.Module, n: int, latent_dim: int, cond: np.ndarray | None, seed: int
-) -> np.ndarray:
+def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> np.ndarray:
     gen = torch.Generator().manual_seed(derive_seed(seed, _SAMPLE))
     model.eval()
     chunks = []
     for start in range(0, n, _CHUNK):
         size = min(_CHUNK, n - start)
-        z = torch.randn(size, latent_dim, generator=gen)
+        z = model.sample_latent(size, generator=gen)
         c = None if cond is None else torch.as_tensor(cond[start : start + size])
         chunks.append(model(z, c).numpy())
     return np.concatenate(chunks) if chunks else np.empty((0,))
@@ -256,7 +260,7 @@ def _sample_run(
         cond_train = _load_data(config).cond_train
         rng = np.random.default_rng([seed, _SAMPLE])
         cond = cond_train[rng.integers(cond_train.shape[0], size=n)]
-    x_norm = _generate(state.sampler, n, config.model.generator.latent_dim, cond, seed)
+    x_norm = _generate(state.sampler, n, cond, seed)
     return transform_from_dict(run.read_json(run.transform)).inverse(x_norm).astype(np.float32)
 
 

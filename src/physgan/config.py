@@ -57,6 +57,7 @@ class MLPGeneratorConfig(_Section):
     depth: PositiveInt = 3  # number of hidden layers
     activation: Activation = "relu"
     norm: Literal["none", "batch", "layer"] = "none"
+    categories: Annotated[int, Field(ge=0)] = 0  # one-hot categorical code added to z (InfoGAN)
 
 
 class DCGANGeneratorConfig(_Section):
@@ -130,7 +131,7 @@ class TrainConfig(_Section):
     ema: Annotated[float, Field(gt=0, lt=1)] | None = 0.999  # EMA decay of G; None: off
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
     checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
-    eval_samples: PositiveInt = 4_096  # held-out real and generated samples for the JSD bound
+    eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
 
 
 class Config(_Section):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from physgan.atomic import atomic_path
 from physgan.errors import DataError
 
 __all__ = ["read_arrays", "write_array"]
@@ -77,20 +77,16 @@ def write_array(path: str | Path, x: np.ndarray) -> Path:
         raise DataError(f"{path}: output must end in .npy or .h5")
     if not path.parent.is_dir():
         raise DataError(f"{path}: directory {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        if suffix == ".npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, x, allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-        else:
-            import h5py
+        with atomic_path(path) as tmp:
+            if suffix == ".npy":
+                with open(tmp, "wb") as fh:
+                    np.save(fh, x, allow_pickle=False)
+            else:
+                import h5py
 
-            with h5py.File(tmp, "w") as fh:
-                fh.create_dataset("x", data=x)
-        os.replace(tmp, path)
+                with h5py.File(tmp, "w") as fh:
+                    fh.create_dataset("x", data=x)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
     return path

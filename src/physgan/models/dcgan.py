@@ -21,6 +21,7 @@ from physgan.models.layers import (
     init_dcgan_weights,
     minibatch_std,
     pack_batch,
+    sample_latent,
 )
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
 
@@ -114,6 +115,10 @@ class DCGANGenerator(nn.Module):
         self.apply(init_dcgan_weights)
         # Pixels cropped from each side of the generated (4 * 2**n)^2 map.
         self._crop = (_BASE_SIZE * 2**n_up - image_size) // 2
+
+    def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of z ~ N(0, I), shape (n, latent_dim)."""
+        return sample_latent(n, self.latent_dim, generator=generator)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """Generate (B, channels, image_size, image_size) images from z (B, latent_dim)."""

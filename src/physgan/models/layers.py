@@ -36,6 +36,7 @@ __all__ = [
     "normalization",
     "output_activation",
     "pack_batch",
+    "sample_latent",
 ]
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
@@ -265,3 +266,22 @@ def minibatch_std(features: Tensor, eps: float = 1e-8) -> Tensor:
     std = torch.sqrt(features.var(dim=0, correction=0) + eps)
     extra = std.mean().expand(features.shape[0], 1, *features.shape[2:])
     return torch.cat([features, extra], dim=1)
+
+
+def sample_latent(
+    n: int, latent_dim: int, categories: int = 0, *, generator: torch.Generator | None = None
+) -> Tensor:
+    """z = [eps, one_hot(c)]: eps ~ N(0, I) (n, latent_dim), c ~ Uniform{0..categories-1}.
+
+    A categorical code lets a generator place separate modes without continuous bridges of
+    probability between them (InfoGAN's categorical code, Chen et al. 2016, arXiv:1606.03657,
+    without the mutual-information term). ``categories = 0`` gives the plain Gaussian latent.
+
+    >>> sample_latent(3, 2, 4, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([3, 6])
+    """
+    eps = torch.randn(n, latent_dim, generator=generator)
+    if not categories:
+        return eps
+    code = torch.randint(categories, (n,), generator=generator)
+    return torch.cat([eps, torch.nn.functional.one_hot(code, categories).to(eps.dtype)], dim=1)

@@ -18,6 +18,7 @@ from physgan.models.layers import (
     minibatch_std,
     mlp_blocks,
     pack_batch,
+    sample_latent,
 )
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
 
@@ -40,6 +41,8 @@ class MLPGenerator(nn.Module):
         depth: number of hidden layers (0 gives a linear map).
         activation: ``relu``, ``leaky_relu`` (slope 0.2), ``elu``, ``gelu``, ``silu`` or ``tanh``.
         norm: ``none``, ``batch`` or ``layer`` normalisation after each hidden Linear.
+        categories: size of an extra one-hot categorical code in z (0: none); see
+            :func:`physgan.models.layers.sample_latent`.
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None -> (B, out_dim).
@@ -59,22 +62,28 @@ class MLPGenerator(nn.Module):
         depth: int = 3,
         activation: str = "relu",
         norm: str = "none",
+        categories: int = 0,
     ) -> None:
         super().__init__()
         check_positive(out_dim=out_dim, latent_dim=latent_dim, hidden=hidden)
-        check_non_negative(cond_dim=cond_dim, depth=depth)
+        check_non_negative(cond_dim=cond_dim, depth=depth, categories=categories)
         self.out_dim = out_dim
         self.latent_dim = latent_dim
+        self.categories = categories
         self.cond_dim = cond_dim
-        in_features = latent_dim + cond_dim
+        in_features = latent_dim + categories + cond_dim
         self.trunk = mlp_blocks(
             in_features, hidden=hidden, depth=depth, activation=activation, norm=norm
         )
         self.head = nn.Linear(hidden if depth else in_features, out_dim)
 
+    def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        """n draws of z from the prior, shape (n, latent_dim + categories)."""
+        return sample_latent(n, self.latent_dim, self.categories, generator=generator)
+
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Generate (B, out_dim) samples from noise z (B, latent_dim) and cond (B, cond_dim)."""
-        check_features(z, (self.latent_dim,), "z")
+        """Generate (B, out_dim) samples from z (B, latent_dim + categories), cond (B, cond_dim)."""
+        check_features(z, (self.latent_dim + self.categories,), "z")
         cond = check_cond(cond, self.cond_dim, z.shape[0])
         h = z if cond is None else torch.cat([z, cond], dim=1)
         return self.head(self.trunk(h))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from physgan.atomic import atomic_path
 from physgan.data.toy import GaussianMixture
 from physgan.theory import GaussianFit, optimal_discriminator
 
@@ -47,8 +48,6 @@ def theory_figure(
 
 def save_figure(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` as PNG via a temporary file and a rename (no half-written image)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    return Path(path)

@@ -8,7 +8,6 @@ Layout: tensors named ``<module>.<state-dict key>`` for each network and
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
 from physgan.training.state import GANState
 
@@ -46,12 +46,7 @@ def save_checkpoint(path: str | Path, state: GANState, extra: dict[str, Any] | N
     meta.update(extra or {})
     # Clone so that tensors sharing storage (e.g. tied or EMA-initialised weights) serialise.
     blob = save({k: v.clone() for k, v in tensors.items()}, metadata={"physgan": json.dumps(meta)})
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(blob)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, blob)
 
 
 def load_checkpoint(path: str | Path, state: GANState) -> dict[str, Any]:

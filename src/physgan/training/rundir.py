@@ -8,25 +8,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError, ConfigError
 
-__all__ = ["RunDir", "write_atomic"]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+__all__ = ["RunDir"]
 
 
 class RunDir:

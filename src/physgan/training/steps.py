@@ -22,7 +22,6 @@ def gan_step(
     objective: Objective,
     sample_real: BatchSampler,
     batch_size: int,
-    latent_dim: int,
     seed: int,
     n_critic: int = 1,
     r1_weight: float = 0.0,
@@ -42,7 +41,7 @@ def gan_step(
         G, D = state.generator, state.discriminator
         for _ in range(n_critic):
             real, cond = sample_real(batch_size, gen)
-            z = torch.randn(batch_size, latent_dim, generator=gen)
+            z = G.sample_latent(batch_size, generator=gen)
             with torch.no_grad():
                 fake = G(z, cond)
             if r1_weight:
@@ -58,7 +57,7 @@ def gan_step(
             d_loss.backward()
             state.opt_d.step()
 
-        z = torch.randn(batch_size, latent_dim, generator=gen)
+        z = G.sample_latent(batch_size, generator=gen)
         g_out = D(G(z, cond), cond)
         g_loss = objective.g_loss(g_out)
         state.opt_g.zero_grad(set_to_none=True)
@@ -84,7 +83,6 @@ def gan_eval(
     *,
     objective: Objective,
     holdout: tuple[Tensor, Tensor | None],
-    latent_dim: int,
     seed: int,
 ) -> dict[str, float]:
     """Discriminator outputs on held-out real data and on fresh samples of the training G.
@@ -94,8 +92,8 @@ def gan_eval(
     """
     real, cond = holdout
     gen = step_generator(seed, state.step, 1)
-    z = torch.randn(real.shape[0], latent_dim, generator=gen)
     G, D = state.generator, state.discriminator
+    z = G.sample_latent(real.shape[0], generator=gen)
     was_training = G.training, D.training
     G.eval()
     D.eval()

@@ -1,0 +1,80 @@
+"""Mode-collapse benchmark: train the toy configs over several seeds, score 2,500 samples each.
+
+Prints one row per config (mean and spread over seeds of modes captured, high-quality fraction
+and reverse KL of the mode histogram, and wall time per run) beside the published rows, and
+writes ``modes.json``. Run: ``.venv/bin/python benchmarks/modes.py`` (about 5 x 3 runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _common import write_json
+from physgan import api
+
+ROOT = Path(__file__).resolve().parent.parent
+# Published rows as (method, modes, high-quality %, reverse KL), 2,500 samples, 10 trials:
+# Lin et al. 2018, PacGAN (arXiv:1712.04086), table on the 2D grid, as quoted in issue 4.
+PUBLISHED = {
+    "grid25": [("GAN (PacGAN paper)", 17.3, 94.8, 0.70), ("PacGAN4", 24.8, 93.6, 0.04)],
+}
+
+
+def _summary(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.3g}"
+    return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["grid25", "ring8", "grid25-minimax"])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("-n", type=int, default=2_500)
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides")
+    parser.add_argument("--out", default="out/bench")
+    args = parser.parse_args()
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.configs:
+            for seed in range(args.seeds):
+                start = time.perf_counter()
+                api.train(
+                    ROOT / "configs" / f"{name}.yaml",
+                    Path(tmp) / f"{name}-{seed}",
+                    overrides=(f"seed={seed}", *args.set),
+                )
+                seconds = time.perf_counter() - start
+                result = api.evaluate(Path(tmp) / f"{name}-{seed}", n=args.n, seed=seed)
+                runs.append({"config": name, "seed": seed, "seconds": seconds, **result})
+                print(
+                    f"{name} seed {seed}: {result['modes']}/{result['n_modes']} modes, "
+                    f"high quality {100 * result['high_quality']:.1f}%, reverse KL "
+                    f"{result['reverse_kl_modes']}, {seconds:.0f} s",
+                    flush=True,
+                )
+
+    print("\n| config | modes | high quality (%) | reverse KL (nats) | s per run | seeds |")
+    print("|---|---|---|---|---|---|")
+    for name in args.configs:
+        rows = [r for r in runs if r["config"] == name]
+        kls = [r["reverse_kl_modes"] for r in rows]
+        kl = _summary(kls) if None not in kls else "inf in some seeds"
+        print(
+            f"| {name} | {_summary([r['modes'] for r in rows])} / {rows[0]['n_modes']} "
+            f"| {_summary([100 * r['high_quality'] for r in rows])} | {kl} "
+            f"| {_summary([r['seconds'] for r in rows])} | {len(rows)} |"
+        )
+        for method, modes, hq, rkl in PUBLISHED.get(name, []):
+            print(f"| {method}, published | {modes} | {hq} | {rkl} | | 10 |")
+    path = write_json(args.out, "modes.json", {"args": vars(args), "runs": runs})
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
