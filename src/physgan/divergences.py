@@ -18,7 +18,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import scipy.integrate
@@ -36,6 +36,7 @@ __all__ = [
     "kl_gaussian",
     "kl_knn",
     "kl_mvn",
+    "log_density",
 ]
 
 _LN2 = math.log(2.0)
@@ -316,46 +317,58 @@ DensityLike = Callable[[np.ndarray], ArrayLike] | _HasLogProb | _HasLogPdf
 LogDensity = Callable[[float], float]
 
 
-def _log_density(f: DensityLike, name: str) -> LogDensity:
+def log_density(f: DensityLike, name: str = "density") -> Callable[[np.ndarray], np.ndarray]:
     """Turn a density callable, or an object with a log-density method, into x -> ln f(x).
 
-    ``log_prob`` (torch-style, zuko, physgan toys) or ``logpdf`` (a frozen SciPy distribution)
-    is preferred when present: it stays finite far in the tails, where a density value
-    underflows to 0 and would make a finite KL look infinite.
+    The result is vectorised: an array of x gives an array of the same shape. ``log_prob``
+    (torch-style, zuko, physgan toys) or ``logpdf`` (a frozen SciPy distribution) is preferred
+    when present: it stays finite far in the tails, where a density value underflows to 0 and
+    would make a finite KL look infinite. ln 0 = -inf is allowed (no mass there); NaN, +inf and
+    negative densities raise ValueError naming ``name``.
+
+    >>> from scipy import stats
+    >>> log_density(stats.norm(0, 1).pdf)(np.array([0.0, 40.0])).round(4).tolist()
+    [-0.9189, -inf]
+    >>> log_density(stats.norm(0, 1))(np.array([40.0])).round(1).tolist()
+    [-800.9]
     """
     log_prob = getattr(f, "log_prob", None)
     if not callable(log_prob):
         log_prob = getattr(f, "logpdf", None)
-    if callable(log_prob):
-
-        def evaluate(x: float) -> float:
-            return _scalar(log_prob(np.array([x])), name, x)
-
-    elif callable(f):
-
-        def evaluate(x: float) -> float:
-            value = _scalar(f(np.array([x])), name, x)
-            if value < 0.0:
-                raise ValueError(f"{name} returned a negative density {value} at x={x}")
-            return math.log(value) if value > 0.0 else -math.inf
-
-    else:
+    if not callable(log_prob) and not callable(f):
         raise ValueError(f"{name} must be callable or have a log_prob or logpdf method")
 
-    def log_density(x: float) -> float:
-        value = evaluate(x)
-        if math.isnan(value) or value == math.inf:
-            raise ValueError(f"{name} has an invalid density at x={x}: log-density {value}")
-        return value
+    def evaluate(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1)
+        if callable(log_prob):
+            out = np.asarray(log_prob(flat), dtype=float)
+        else:
+            dens = np.asarray(f(flat), dtype=float)
+            if np.any(dens < 0.0):
+                raise ValueError(f"{name} returned a negative density")
+            with np.errstate(divide="ignore"):
+                out = np.log(dens)
+        if out.size != flat.size:
+            raise ValueError(f"{name} returned shape {out.shape} for an input of shape {x.shape}")
+        if np.any(np.isnan(out)) or np.any(out == np.inf):
+            raise ValueError(f"{name} has an invalid (NaN or infinite) density")
+        return out.reshape(x.shape)
 
-    return log_density
+    return evaluate
 
 
-def _scalar(value: Any, name: str, x: float) -> float:
-    array = np.asarray(value, dtype=float)
-    if array.size != 1:
-        raise ValueError(f"{name} returned shape {array.shape} for an input of shape (1,) at x={x}")
-    return float(array.reshape(-1)[0])
+def _log_density(f: DensityLike, name: str) -> LogDensity:
+    """Scalar form of :func:`log_density`, for ``scipy.integrate.quad``."""
+    vectorised = log_density(f, name)
+
+    def at(x: float) -> float:
+        try:
+            return float(vectorised(np.array([x]))[0])
+        except ValueError as err:
+            raise ValueError(f"{err} at x={x}") from None
+
+    return at
 
 
 def _breakpoints(lo: float, hi: float, points: Sequence[float] | None) -> list[float]:

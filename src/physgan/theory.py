@@ -84,25 +84,10 @@ class _MinusInfinity(Exception):
 
 
 def _log_density(p: Density) -> Callable[[np.ndarray], np.ndarray]:
-    """``x -> log p(x)`` for any shape of x, from ``log_prob`` when p has one."""
+    """``x -> log p(x)`` for any shape of x (see :func:`physgan.divergences.log_density`)."""
     if hasattr(p, "dim") and p.dim != 1:
         raise ValueError(f"theory works with 1-D densities, got one of dimension {p.dim}")
-    log_prob = getattr(p, "log_prob", None)
-
-    def log_p(x: np.ndarray) -> np.ndarray:
-        x_flat = np.asarray(x, dtype=float).reshape(-1)
-        if callable(log_prob):
-            out = np.asarray(log_prob(x_flat), dtype=float)
-        else:
-            dens = np.asarray(p(x_flat), dtype=float)
-            if np.any(np.isnan(dens)) or np.any(dens < 0):
-                raise ValueError("a density returned a negative or NaN value")
-            # log 0 = -inf is meaningful (no mass there); only the warning is unwanted.
-            with np.errstate(divide="ignore"):
-                out = np.log(dens)
-        return np.broadcast_to(out, x_flat.shape).reshape(np.shape(x))
-
-    return log_p
+    return divergences.log_density(p)
 
 
 def _mixture_parts(p: object) -> tuple[np.ndarray, np.ndarray] | None:
