@@ -201,3 +201,12 @@ def test_metrics_also_go_to_tensorboard(tiny_config, tmp_path):
     board = [e.value for e in events.Scalars("g_loss")]
     assert [e.step for e in events.Scalars("g_loss")] == [10, 20, 30, 40, 50, 60]
     np.testing.assert_allclose(board, jsonl, rtol=1e-6)
+
+
+def test_api_functions_are_reexported_lazily():
+    import physgan
+
+    assert physgan.train is api.train
+    assert physgan.sample is api.sample
+    with pytest.raises(AttributeError, match="no attribute"):
+        physgan.no_such_function  # noqa: B018
