@@ -10,7 +10,7 @@ as n^1.7 (the tree prunes poorly there): 10-D at n = 10^6 took 36 min on a 2-cor
 the default --max-n stops at 10^5 (about 1-2 min in all). Run from the repository root:
 
     .venv/bin/python benchmarks/divergences.py
-    .venv/bin/python benchmarks/divergences.py --max-n 1000000 --out out/bench
+    .venv/bin/python benchmarks/divergences.py --max-n 1000000 --dims 2 --out out/bench2d
 """
 
 from __future__ import annotations
@@ -75,13 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         "--max-n", type=int, default=100_000, help="largest sample size (of 10^3 ... 10^6)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    parser.add_argument(
+        "--dims", type=int, nargs="+", default=list(DIMENSIONS), help="dimensions to run"
+    )
     args = parser.parse_args(argv)
     sizes = [n for n in SIZES if n <= args.max_n]
     if not sizes:
         parser.error(f"--max-n must be >= {SIZES[0]}")
 
     rows = []
-    for d in DIMENSIONS:
+    for d in args.dims:
         for n in sizes:
             rows.append(run_case(d, n, args.seed))
             print(f"d={d} n={n}: {rows[-1]['time_s']:.3g} s", file=sys.stderr, flush=True)

@@ -451,15 +451,15 @@ def gaussian_samples(seed, n, mean_q, scale_q):
     [
         # KL = 1.125 nats; measured spread 2.2% per seed at n = 20,000 (20 seeds).
         (1, 20_000, 1.5),
-        # KL = 0.5 nats; in 4-D the 1-NN estimator is ~4% low at n = 20,000 (its own bias,
-        # too close to 5% for a robust test) and ~2% low at n = 100,000.
-        (4, 100_000, 0.5),
+        # KL = 0.5 nats; in 4-D the 1-NN estimator is 4.5% low on average at n = 20,000 (its
+        # own bias; single seeds range from 0% to 9% low), so six seeds are averaged.
+        (4, 20_000, 0.5),
     ],
 )
 def test_kl_knn_within_five_percent_of_closed_form(d, n, shift):
     mean_q = np.full(d, shift)
     truth = kl_mvn(np.zeros(d), np.eye(d), mean_q, np.eye(d))
-    seeds = (0, 1, 2) if n <= 20_000 else (0, 1)
+    seeds = (0, 1, 2) if d == 1 else (0, 1, 2, 3, 4, 5)
     estimates = [kl_knn(*gaussian_samples(seed, n, mean_q, 1.0)) for seed in seeds]
     assert abs(np.mean(estimates) / truth - 1.0) < 0.05
 
