@@ -104,9 +104,25 @@ def test_train_sample_evaluate_round_trip(tiny_config, tmp_path, capsys):
     assert '"n_modes": 8' in capsys.readouterr().out
 
 
-def test_sample_errors_exit_2(tmp_path, capsys):
+def test_sample_errors_exit_2(tiny_config, tmp_path, capsys):
     assert main(["sample", str(tmp_path / "nope"), "-n", "5", "-o", str(tmp_path / "x.npy")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    run = tmp_path / "run"
+    path = _write(tmp_path / "c.yaml", tiny_config)
+    assert (
+        main(["train", str(path), "--out", str(run), "--no-progress", "--set", "train.steps=2"])
+        == 0
+    )
+    capsys.readouterr()
+    for args, needle in [
+        (["-n", "0", "-o", str(tmp_path / "x.npy")], "-n"),
+        (["-n", "5", "-o", str(tmp_path / "x.txt")], ".npy or .h5"),
+        (["-n", "5", "-o", str(tmp_path / "missing" / "x.npy")], "does not exist"),
+        (["-n", "5", "-o", str(tmp_path / "x.npy"), "--seed", "-1"], "--seed"),
+    ]:
+        assert main(["sample", str(run), *args]) == 2
+        assert needle in capsys.readouterr().err
+    assert not (tmp_path / "x.npy").exists()
 
 
 def test_console_script_entry_point(tmp_path):

@@ -240,6 +240,11 @@ def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> n
     return np.concatenate(chunks) if chunks else np.empty((0,))
 
 
+def _check_seed(seed: int) -> None:
+    if seed < 0:
+        raise ConfigError(f"--seed: must be a non-negative integer, got {seed}")
+
+
 def _sample_run(
     run: RunDir,
     config: Config,
@@ -280,6 +285,7 @@ def sample(
     """
     if n < 1:
         raise ConfigError(f"-n: must be a positive number of samples, got {n}")
+    _check_seed(seed)
     x = _sample_run(*_load_run(run_dir), n, seed, cond)
     if out is not None:
         write_array(out, x)
@@ -300,6 +306,7 @@ def evaluate(run_dir: str | Path, *, n: int = 2_500, seed: int = 0) -> dict[str,
 
     if n < 2:
         raise ConfigError(f"-n: evaluation needs at least 2 samples, got {n}")
+    _check_seed(seed)
     run, config, meta, state = _load_run(run_dir)
     generated = _sample_run(run, config, meta, state, n, seed).reshape(n, -1)
     data = _load_data(config)
