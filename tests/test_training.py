@@ -210,3 +210,13 @@ def test_api_functions_are_reexported_lazily():
     assert physgan.sample is api.sample
     with pytest.raises(AttributeError, match="no attribute"):
         physgan.no_such_function  # noqa: B018
+
+
+def test_a_config_error_found_late_leaves_no_run_files(tiny_config, tmp_path):
+    cfg = {**tiny_config, "data": {"name": "ring8", "n_train": 40, "holdout_fraction": 0.05}}
+    cfg["model"] = {**cfg["model"], "discriminator": {"hidden": 8, "depth": 1, "pack": 4}}
+    cfg["train"] = {**cfg["train"], "batch_size": 8}
+    with pytest.raises(ConfigError, match="holdout"):
+        api.train(cfg, tmp_path / "run")  # 2 holdout samples < pack 4
+    assert not any((tmp_path / "run").iterdir())
+    api.train(tiny_config, tmp_path / "run")  # the directory is still usable

@@ -157,22 +157,6 @@ def train(
     else:
         transform = Identity()
     state = _build_state(config, data.sample_shape, data.cond_dim)
-    meta = {
-        "physgan_version": __version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
-        "seed": config.seed,
-        "sample_shape": list(data.sample_shape),
-        "cond_dim": data.cond_dim,
-    }
-    if resuming:
-        load_checkpoint(run.checkpoint, state)
-        run.truncate_metrics(state.step)
-    else:
-        run.write_config(config.to_dict())
-        run.write_json(run.meta, meta)
-        run.write_json(run.transform, transform.to_dict())
-        run.metrics.unlink(missing_ok=True)
 
     def tensor(a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(a, dtype=torch.float32)
@@ -186,6 +170,24 @@ def train(
         tensor(transform.forward(data.x_holdout[:n_eval])),
         None if data.cond_holdout is None else tensor(data.cond_holdout[:n_eval]),
     )
+
+    # Everything is validated; only now does the run directory get its files.
+    if resuming:
+        load_checkpoint(run.checkpoint, state)
+        run.truncate_metrics(state.step)
+    else:
+        meta = {
+            "physgan_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "seed": config.seed,
+            "sample_shape": list(data.sample_shape),
+            "cond_dim": data.cond_dim,
+        }
+        run.write_config(config.to_dict())
+        run.write_json(run.meta, meta)
+        run.write_json(run.transform, transform.to_dict())
+        run.metrics.unlink(missing_ok=True)
 
     def sample_real(n: int, gen: torch.Generator):
         idx = torch.randint(x_train.shape[0], (n,), generator=gen)
