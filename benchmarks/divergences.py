@@ -6,8 +6,8 @@ run above) and compares it with the exact KL(P||Q) from ``kl_mvn``. Prints a Mar
 writes the same rows, with the machine's description, to DIR/divergences.json.
 
 Times are machine-dependent: the k-d tree queries use every core, and in 10-D they grow about
-as n^1.7 (the tree prunes poorly there): 10-D at n = 10^6 took 36 min on a 2-core machine, so
-the default --max-n stops at 10^5 (about 1-2 min in all). Run from the repository root:
+as n^1.5-1.7 (the tree prunes poorly there): 10-D at n = 10^6 took 27 min on a 2-core machine,
+so the default --max-n stops at 10^5 (about 1-2 min in all). Run from the repository root:
 
     .venv/bin/python benchmarks/divergences.py
     .venv/bin/python benchmarks/divergences.py --max-n 1000000 --dims 2 --out out/bench2d

@@ -239,7 +239,7 @@ def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> n
         z = model.sample_latent(size, generator=gen)
         c = None if cond is None else torch.as_tensor(cond[start : start + size])
         chunks.append(model(z, c).numpy())
-    return np.concatenate(chunks) if chunks else np.empty((0,))
+    return np.concatenate(chunks)  # n >= 1: the callers check it
 
 
 def _check_seed(seed: int) -> None:

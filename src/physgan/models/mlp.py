@@ -45,7 +45,8 @@ class MLPGenerator(nn.Module):
             :func:`physgan.models.layers.sample_latent`.
 
     Shapes:
-        ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None -> (B, out_dim).
+        ``forward(z, cond=None)``: z (B, latent_dim + categories), cond (B, cond_dim) or None
+        -> (B, out_dim).
 
     >>> g = MLPGenerator(out_dim=2, latent_dim=4, hidden=8, depth=1)
     >>> g(torch.zeros(5, 4)).shape
