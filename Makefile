@@ -18,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev]' $(TORCH)
+	$(BIN)/pip install -q -e '.[dev,hep]' $(TORCH)
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -1,4 +1,8 @@
-"""What the CLI does, as Python functions with the same names: train, sample, evaluate."""
+"""What the CLI does, as Python functions: train, sample, evaluate, theory, generate_jets, ...
+
+``generate_jets`` and ``generate_jet_images`` (``physgan data jets|jet-images``) live in
+:mod:`physgan.data.jetgen` and are re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from physgan import __version__
 from physgan.config import Config, load_config, parse_config
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.io import write_array
+from physgan.data.jetgen import generate_jet_images, generate_jets
 from physgan.data.transforms import Identity, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
 from physgan.losses import OBJECTIVES
@@ -35,7 +40,16 @@ from physgan.training import (
 from physgan.training.callbacks import Checkpointer, MetricsLogger, ProgressBar
 from physgan.training.rundir import RunDir
 
-__all__ = ["TheoryReport", "TrainResult", "evaluate", "sample", "theory", "train"]
+__all__ = [
+    "TheoryReport",
+    "TrainResult",
+    "evaluate",
+    "generate_jet_images",
+    "generate_jets",
+    "sample",
+    "theory",
+    "train",
+]
 
 # Stream identifiers mixed into derive_seed(seed, ...): one per independent use of the seed.
 _INIT, _SAMPLE, _EVAL_TRUTH = 2, 3, 4

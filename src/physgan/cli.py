@@ -53,6 +53,60 @@ def _cmd_theory(args: argparse.Namespace) -> None:
     print(api.theory(out=args.out).table)
 
 
+def _cmd_data_jets(args: argparse.Namespace) -> None:
+    from physgan import api
+    from physgan.data.jetgen import parse_shard
+
+    out = api.generate_jets(
+        args.process,
+        args.n,
+        args.output,
+        n_particles=args.particles,
+        seed=args.seed,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        progress=not args.no_progress,
+    )
+    print(f"wrote {args.process} jets -> {out}")
+
+
+def _cmd_data_images(args: argparse.Namespace) -> None:
+    from physgan import api
+    from physgan.data.jetgen import parse_shard
+
+    out = api.generate_jet_images(
+        args.process,
+        args.n,
+        args.output,
+        pixels=args.pixels,
+        seed=args.seed,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        progress=not args.no_progress,
+    )
+    print(f"wrote {args.process} jet images -> {out}")
+
+
+def _data_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="simulate physics datasets (needs physgan[hep])")
+    kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
+    jets = kinds.add_parser("jets", help="Pythia 8 + FastJet jets as particle clouds (JetNet)")
+    jets.add_argument("--process", required=True, choices=["gluon", "quark", "top", "W", "Z"])
+    jets.add_argument("--particles", type=int, default=30, help="particles per jet (default 30)")
+    jets.set_defaults(func=_cmd_data_jets)
+    images = kinds.add_parser("jet-images", help="W and QCD jet images (the LAGAN benchmark)")
+    images.add_argument("--process", required=True, choices=["W", "QCD"])
+    images.add_argument("--pixels", type=int, default=25, help="pixels per side (default 25)")
+    images.set_defaults(func=_cmd_data_images)
+    for p in (jets, images):
+        p.add_argument("-n", type=int, required=True, help="number of jets (all shards together)")
+        p.add_argument("-o", "--output", required=True, help="output file (.h5)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--workers", type=int, default=1, help="processes (result unchanged)")
+        p.add_argument("--shard", default="0/1", metavar="K/N", help="write shard K of N")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="physgan", description="Train, sample and evaluate generative models of physics data."
@@ -91,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
     p.add_argument("--out", default="theory", help="directory for theory.png and theory.json")
     p.set_defaults(func=_cmd_theory)
+
+    _data_parser(sub)
     return parser
 
 

@@ -1,71 +1,385 @@
-"""Reading and writing sample arrays (.npy, .npz, .h5), validated, written atomically."""
+"""Reading the files physicists already have, validated at load; writing samples atomically.
+
+``load`` reads named arrays from ``.npy``, ``.npz``, HDF5, ROOT trees and Parquet, from one
+file or from shards (a directory or a glob) concatenated along the rows. ROOT and Parquet need
+the ``physgan[hep]`` extra (uproot, awkward, pyarrow). Every problem with the input is a
+one-line ``DataError`` naming the file.
+"""
 
 from __future__ import annotations
 
+import glob
+import importlib
+import os
+import struct
+import textwrap
 import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from physgan.atomic import atomic_path
-from physgan.errors import DataError
+from physgan.errors import DataError, MissingExtraError, PhysganError
 
-__all__ = ["read_arrays", "write_array"]
-
-SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
+__all__ = ["load", "read_arrays", "write_array"]
 
 
-def _check(path: Path, name: str, arr: np.ndarray) -> np.ndarray:
-    if arr.dtype.kind not in "fiub":
-        raise DataError(f"{path}: {name} has dtype {arr.dtype}, expected numbers")
-    if arr.ndim < 2 or arr.shape[0] == 0:
-        raise DataError(f"{path}: {name} has shape {arr.shape}, expected (n_samples, ...) n > 0")
-    arr = arr.astype(np.float32)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise DataError(f"{path}: {name} holds NaN or inf (first at sample {row})")
-    return arr
+@dataclass(frozen=True)
+class _Source:
+    """One file to read, with the tree to read from it for ROOT (``file.root:tree``)."""
+
+    path: Path
+    tree: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.tree}" if self.tree else str(self.path)
 
 
-def read_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read samples ``x`` (n, ...) and optional conditions ``cond`` (n, c) as float32.
+# Picks the arrays to read among those the file holds (raising DataError for a miss).
+Select = Callable[[_Source, list[str]], list[str]]
+Reader = Callable[[_Source, Select, slice | None], dict[str, np.ndarray]]
 
-    ``.npy`` holds ``x`` alone; ``.npz`` and ``.h5`` hold arrays named ``x`` and ``cond``.
-    Raises DataError naming the file and the problem (missing, truncated, NaN, shapes).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported format; use one of {', '.join(SUFFIXES)}")
+_READERS: dict[str, Reader] = {}
+
+# What numpy, h5py, uproot and pyarrow raise for files they cannot parse (pyarrow's
+# ArrowInvalid is a ValueError, ArrowIOError an OSError, ArrowNotImplementedError one too).
+_READ_ERRORS = (
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    EOFError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+)
+
+
+def _reader(*suffixes: str) -> Callable[[Reader], Reader]:
+    def register(fn: Reader) -> Reader:
+        _READERS.update(dict.fromkeys(suffixes, fn))
+        return fn
+
+    return register
+
+
+def _listing(names: Sequence[str], limit: int = 20) -> str:
+    """``a, b, c`` (at most ``limit`` names, then how many more), or ``nothing``."""
+    shown = ", ".join(names[:limit]) or "nothing"
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _unreadable(src: _Source | str, err: BaseException) -> DataError:
+    reason = textwrap.shorten(str(err), width=200, placeholder=" ...") or type(err).__name__
+    return DataError(f"{src}: cannot read ({reason})")
+
+
+def _import_extra(module: str, what: str) -> ModuleType:
     try:
-        if suffix == ".npy":
-            x, cond = np.load(path, allow_pickle=False), None
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as data:
-                if "x" not in data:
-                    raise DataError(f"{path}: no array named 'x' (found {', '.join(data)})")
-                x = data["x"]
-                cond = data.get("cond")
-        else:
-            import h5py
+        return importlib.import_module(module)
+    except ImportError:
+        package = module.split(".")[0]
+        raise MissingExtraError(
+            f"reading {what} files needs {package}: pip install 'physgan[hep]'"
+        ) from None
 
-            with h5py.File(path, "r") as fh:
-                if "x" not in fh:
-                    raise DataError(f"{path}: no dataset named 'x' (found {', '.join(fh)})")
-                x = fh["x"][()]
-                cond = fh["cond"][()] if "cond" in fh else None
-    except DataError:
+
+def _take(arr: Any, rows: slice | None) -> Any:
+    """``arr[rows]`` for an array (or an h5py dataset, a memory map) that has rows."""
+    return arr if rows is None or arr.ndim == 0 else arr[rows]
+
+
+@_reader(".npy")
+def _read_npy(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    # A memory map reads only the rows asked for; np.array copies them out of the map.
+    arr = np.load(src.path, mmap_mode="r", allow_pickle=False)
+    return {name: np.array(_take(arr, rows)) for name in select(src, ["x"])}
+
+
+@_reader(".npz")
+def _read_npz(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    with np.load(src.path, allow_pickle=False) as data:
+        return {name: _take(data[name], rows) for name in select(src, list(data.files))}
+
+
+@_reader(".h5", ".hdf5")
+def _read_hdf5(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    import h5py
+
+    with h5py.File(src.path, "r") as fh:
+        names: list[str] = []
+
+        def collect(name: str, obj: object) -> None:
+            if isinstance(obj, h5py.Dataset):
+                names.append(name)
+
+        fh.visititems(collect)
+        # Indexing a dataset with a slice makes h5py read only those rows from disk.
+        return {name: np.asarray(_take(fh[name], rows)) for name in select(src, names)}
+
+
+def _regular(src: _Source, name: str, column: Any, rows: slice | None) -> np.ndarray:
+    """An awkward array as a numpy array, refusing jagged entries and missing values."""
+    import awkward as ak
+
+    try:
+        arr = ak.to_numpy(column, allow_missing=False)
+    except ValueError:
+        kind = str(column.type.content)
+        problem = "is jagged (entries differ in length)" if "var" in kind else "has missing values"
+        raise DataError(
+            f"{src}: {name} {problem}, type {kind}; pad it to a fixed size or leave it out of keys"
+        ) from None
+    return _take(arr, rows)
+
+
+@_reader(".root")
+def _read_root(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    uproot = _import_extra("uproot", "ROOT")
+    try:
+        with uproot.open(src.path) as fh:
+            # uproot reads what it can reach; the header's end-of-file offset tells a cut file.
+            size = src.path.stat().st_size
+            if fh.file.fEND > size:
+                raise DataError(f"{src}: cannot read (truncated: {size} bytes of {fh.file.fEND})")
+            kinds = fh.classnames(cycle=False)
+            trees = [key for key, kind in kinds.items() if kind in ("TTree", "ROOT::RNTuple")]
+            if src.tree is None and len(trees) != 1:
+                raise DataError(
+                    f"{src}: holds {len(trees)} trees ({_listing(trees)}); "
+                    f"name one as {src.path.name}:TREE"
+                )
+            if src.tree is not None and src.tree not in trees:
+                raise DataError(f"{src}: no tree named {src.tree!r} (trees: {_listing(trees)})")
+            tree = fh[src.tree or trees[0]]
+            return {
+                name: _regular(src, name, tree[name].array(library="ak"), rows)
+                for name in select(src, list(tree.keys()))
+            }
+    except uproot.deserialization.DeserializationError as err:
+        raise _unreadable(src, err) from None
+
+
+@_reader(".parquet")
+def _read_parquet(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    pq = _import_extra("pyarrow.parquet", "Parquet")
+    ak = _import_extra("awkward", "Parquet")
+    names = select(src, list(pq.read_schema(src.path).names))
+    table = pq.read_table(src.path, columns=names)
+    return {name: _regular(src, name, ak.from_arrow(table[name]), rows) for name in names}
+
+
+def _check(src: _Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Refuse non-numbers, arrays without rows, NaN/inf and row counts that disagree."""
+    if not arrays:
+        raise DataError(f"{src}: no arrays to read")
+    for name, arr in arrays.items():
+        if arr.dtype.kind not in "fiub":
+            raise DataError(f"{src}: {name} has dtype {arr.dtype}, expected numbers")
+        if arr.ndim == 0 or arr.shape[0] == 0:
+            raise DataError(f"{src}: {name} has shape {arr.shape}, expected (n_rows, ...) n > 0")
+        if arr.dtype.kind == "f":
+            flat = arr.reshape(arr.shape[0], -1)
+            bad = ~np.isfinite(flat)
+            if bad.any():
+                row = int(bad.any(axis=1).argmax())
+                value = flat[row][bad[row]][0]
+                raise DataError(f"{src}: {name} holds NaN or inf (first at row {row}: {value})")
+    counts = {name: arr.shape[0] for name, arr in arrays.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name} {n}" for name, n in counts.items())
+        raise DataError(f"{src}: arrays disagree in their number of rows ({listed})")
+    return arrays
+
+
+def _read_file(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    if not src.path.is_file():
+        raise DataError(f"{src}: no such file")
+    suffix = src.path.suffix.lower()
+    if suffix not in _READERS:
+        raise DataError(f"{src}: unsupported format; use one of {', '.join(_READERS)}")
+    if src.path.stat().st_size == 0:
+        raise DataError(f"{src}: empty file (0 bytes)")
+    try:
+        arrays = _READERS[suffix](src, select, rows)
+    except PhysganError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise DataError(f"{path}: cannot read ({err})") from None
-    x = _check(path, "x", np.asarray(x))
-    if cond is not None:
-        cond = _check(path, "cond", np.asarray(cond))
-        if cond.ndim != 2 or cond.shape[0] != x.shape[0]:
-            raise DataError(f"{path}: cond has shape {cond.shape}, expected ({x.shape[0]}, c)")
+    except _READ_ERRORS as err:
+        raise _unreadable(src, err) from None
+    return _check(src, arrays)
+
+
+def _sources(path: str | os.PathLike[str]) -> list[_Source]:
+    """The file, or the shards of a directory or glob, each with a ROOT tree name if given."""
+    text = os.fspath(path)
+    head, colon, tree = text.rpartition(":")
+    if not (colon and head.lower().endswith(".root") and tree):
+        head, tree = text, ""
+    base = Path(head)
+    if base.is_dir():
+        files = sorted(
+            p
+            for p in base.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _READERS
+        )
+        if not files:
+            raise DataError(f"{base}: no data files ({', '.join(_READERS)}) in the directory")
+    elif not base.exists() and any(char in head for char in "*?["):
+        files = sorted(Path(p) for p in glob.glob(head) if Path(p).is_file())
+        if not files:
+            raise DataError(f"{head}: no files match")
+    else:
+        files = [base]
+    suffixes = sorted({p.suffix.lower() for p in files})
+    if len(suffixes) > 1:
+        raise DataError(f"{head}: shards mix formats ({', '.join(suffixes)}); keep one")
+    return [_Source(p, tree or None) for p in files]
+
+
+def _load(
+    path: str | os.PathLike[str], select: Select, rows: slice | None
+) -> dict[str, np.ndarray]:
+    sources = _sources(path)
+    if len(sources) == 1:
+        return _read_file(sources[0], select, rows)
+    first, *others = sources
+    arrays = _read_file(first, select, None)
+    parts = {name: [arr] for name, arr in arrays.items()}
+    for src in others:
+        shard = _read_file(src, select, None)
+        if shard.keys() != arrays.keys():
+            missing = _listing([name for name in arrays if name not in shard])
+            extra = _listing([name for name in shard if name not in arrays])
+            raise DataError(
+                f"{src}: shard's arrays differ from {first.path.name}'s "
+                f"(missing: {missing}; extra: {extra})"
+            )
+        for name, arr in shard.items():
+            if arr.shape[1:] != arrays[name].shape[1:]:
+                raise DataError(
+                    f"{src}: {name} has shape {arr.shape}, "
+                    f"but {arrays[name].shape} in {first.path.name}"
+                )
+            parts[name].append(arr)
+    joined = {name: np.concatenate(arrs) for name, arrs in parts.items()}
+    if rows is None:
+        return joined
+    return _check(os.fspath(path), {name: arr[rows] for name, arr in joined.items()})
+
+
+def load(
+    path: str | os.PathLike[str],
+    keys: str | Sequence[str] | None = None,
+    *,
+    rows: slice | None = None,
+) -> dict[str, np.ndarray]:
+    """Read named arrays from a file or from shards, validated, in their stored dtypes.
+
+    Args:
+        path: a ``.npy`` (one array, named ``x``), ``.npz``, ``.h5``/``.hdf5`` (datasets;
+            nested ones as ``"group/name"``), ``.root`` (the branches of its single TTree, or
+            ``file.root:tree``) or ``.parquet`` file (columns). A directory or a glob pattern
+            (``"data/*.h5"``) reads its files, sorted by name, concatenated along axis 0.
+        keys: the arrays to read; ``None`` reads all of them.
+        rows: only these rows (HDF5 and ``.npy`` read just them from disk; for shards the
+            slice applies to the concatenation).
+
+    Returns:
+        ``{name: array}`` with arrays of shape ``(n_rows, ...)`` sharing ``n_rows``. Fixed-size
+        ROOT array branches and Parquet list columns of fixed length become 2-D arrays.
+
+    Raises:
+        DataError: one line naming the file and the problem (missing, empty, corrupt, unknown
+            suffix or key, jagged branch, non-numeric dtype, no rows, NaN or inf with the
+            first bad row, row counts that disagree, shards whose arrays differ).
+        MissingExtraError: ROOT or Parquet without the ``physgan[hep]`` extra.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "events.npz"
+    >>> np.savez(path, pt=np.array([20.0, 35.5, 41.0]), eta=np.zeros((3, 2)))
+    >>> arrays = load(path, rows=slice(1, None))
+    >>> arrays["pt"], arrays["eta"].shape
+    (array([35.5, 41. ]), (2, 2))
+    """
+    wanted = [keys] if isinstance(keys, str) else keys
+
+    def select(src: _Source, names: list[str]) -> list[str]:
+        if wanted is None:
+            return names
+        for key in wanted:
+            if key not in names:
+                raise DataError(f"{src}: no array named {key!r} (found: {_listing(names)})")
+        return list(wanted)
+
+    return _load(path, select, rows)
+
+
+class _Layout(NamedTuple):
+    name: str
+    x: str
+    cond: str | None
+    needs: tuple[str, ...]
+
+
+# The file layouts read_arrays knows, tried in this order.
+_LAYOUTS = (
+    _Layout("physgan", x="x", cond="cond", needs=("x",)),
+    _Layout(
+        "CaloChallenge",
+        x="showers",
+        cond="incident_energies",
+        needs=("showers", "incident_energies"),
+    ),
+    _Layout("jets", x="particles", cond=None, needs=("particles", "jets")),
+    _Layout("jet images", x="images", cond=None, needs=("images", "jets")),
+)
+
+
+def _select_layout(src: _Source, names: list[str]) -> list[str]:
+    for layout in _LAYOUTS:
+        if all(name in names for name in layout.needs):
+            return [layout.x] + ([layout.cond] if layout.cond in names else [])
+    accepted = "; ".join(f"{lay.name}: {' + '.join(lay.needs)}" for lay in _LAYOUTS)
+    raise DataError(f"{src}: no known layout in {_listing(names)} (accepted: {accepted})")
+
+
+def _float32(path: str | os.PathLike[str], name: str, arr: np.ndarray) -> np.ndarray:
+    try:
+        with np.errstate(over="raise"):
+            return arr.astype(np.float32)
+    except FloatingPointError:
+        raise DataError(f"{path}: {name} has values beyond the float32 range") from None
+
+
+def read_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read training samples ``x`` (n, ...) and optional conditions ``cond`` (n, c) as float32.
+
+    Accepts anything ``load`` reads that holds one of these layouts (tried in order):
+    ``x`` with optional ``cond`` (a ``.npy`` holds ``x`` alone); CaloChallenge
+    ``showers`` (n, n_voxels) with ``incident_energies`` (n, 1) as ``cond``; jets, with
+    ``particles`` (n, n_particles, 4) as ``x`` next to ``jets`` (n, 4), and no ``cond``; jet
+    images, with ``images`` (n, P, P) as ``x`` of shape (n, 1, P, P) next to ``jets``.
+    Raises DataError naming the file and the problem.
+    """
+    arrays = _load(path, _select_layout, None)
+    layout = next(lay for lay in _LAYOUTS if lay.x in arrays)
+    x = _float32(path, layout.x, arrays[layout.x])
+    if x.ndim < 2:
+        raise DataError(f"{path}: {layout.x} has shape {x.shape}, expected (n_samples, ...)")
+    if layout.x == "images":
+        x = x[:, None]  # one channel: (n, 1, P, P), as image models take them
+    if layout.cond is None or layout.cond not in arrays:
+        return x, None
+    cond = _float32(path, layout.cond, arrays[layout.cond])
+    if cond.ndim != 2:
+        raise DataError(f"{path}: {layout.cond} has shape {cond.shape}, expected ({len(x)}, c)")
     return x, cond
 
 

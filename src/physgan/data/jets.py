@@ -1,0 +1,96 @@
+"""Jets as particle clouds in JetNet's layout, computed from four-momenta without Python loops.
+
+``particles`` (n_jets, N, 4): [eta_rel, phi_rel, pt_rel, mask] of each jet's N highest-pT
+constituents relative to the jet axis (eta_rel = eta - eta_jet, phi_rel wrapped to [-pi, pi),
+pt_rel = pT / pT_jet; mask 1 for a particle, 0 for padding, padded rows all zero).
+``jets`` (n_jets, 4): [pt (GeV), eta, mass (GeV), n_particles (real particles kept, <= N)].
+This is the layout of JetNet (Kansal et al., arXiv:2106.11535) and of every physgan jet file.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "JET_FEATURES",
+    "PARTICLE_FEATURES",
+    "JetCloud",
+    "jet_features",
+    "particle_cloud",
+    "wrap_phi",
+]
+
+PARTICLE_FEATURES = ("eta_rel", "phi_rel", "pt_rel", "mask")
+JET_FEATURES = ("pt", "eta", "mass", "n_particles")
+
+
+class JetCloud(NamedTuple):
+    """``particles`` (n, N, 4) and ``jets`` (n, 4) float32 arrays, as the module describes."""
+
+    particles: np.ndarray
+    jets: np.ndarray
+
+
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """Azimuthal angles (radians) mapped into [-pi, pi).
+
+    >>> wrap_phi(np.array([np.pi + 0.1, -np.pi - 0.1, 0.5])).round(4).tolist()
+    [-3.0416, 3.0416, 0.5]
+    """
+    return (phi + np.pi) % (2 * np.pi) - np.pi
+
+
+def _pt_eta_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pt = np.hypot(p[..., 0], p[..., 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = np.arcsinh(np.where(pt > 0, p[..., 2] / np.where(pt > 0, pt, 1.0), 0.0))
+    return pt, eta, np.arctan2(p[..., 1], p[..., 0])
+
+
+def particle_cloud(
+    p4: np.ndarray, constituents: np.ndarray, n_constituents: np.ndarray, n_particles: int = 30
+) -> JetCloud:
+    """Particle-cloud features of jets from four-momenta in GeV.
+
+    Args:
+        p4: (n, 4) jet four-momenta (px, py, pz, E).
+        constituents: (n, m, 4) constituent four-momenta sorted by decreasing pT, zero-padded.
+        n_constituents: (n,) real rows of ``constituents`` per jet.
+        n_particles: N, the constituents kept per jet (the rest dropped, or zero-padded to N).
+
+    >>> jet = np.array([[100.0, 0.0, 0.0, 100.0]])
+    >>> parts = np.array([[[60.0, 0.0, 0.0, 60.0], [40.0, 0.0, 0.0, 40.0]]])
+    >>> cloud = particle_cloud(jet, parts, np.array([2]), n_particles=3)
+    >>> cloud.particles[0].astype(float).round(3).tolist()
+    [[0.0, 0.0, 0.6, 1.0], [0.0, 0.0, 0.4, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    >>> cloud.jets[0].tolist()
+    [100.0, 0.0, 0.0, 2.0]
+    """
+    n, m = constituents.shape[:2]
+    width = min(m, n_particles)
+    kept = constituents[:, :width]
+    mask = np.arange(width) < np.minimum(n_constituents, n_particles)[:, None]
+
+    pt_jet, eta_jet, phi_jet = _pt_eta_phi(p4)
+    pt, eta, phi = _pt_eta_phi(kept)
+    features = np.stack(
+        [eta - eta_jet[:, None], wrap_phi(phi - phi_jet[:, None]), pt / pt_jet[:, None], mask],
+        axis=-1,
+    )
+    particles = np.zeros((n, n_particles, 4), dtype=np.float32)
+    particles[:, :width] = np.where(mask[..., None], features, 0.0)
+
+    return JetCloud(particles, jet_features(p4, mask.sum(axis=1)))
+
+
+def jet_features(p4: np.ndarray, n_particles: np.ndarray) -> np.ndarray:
+    """Jet features (n, 4) float32 [pt (GeV), eta, mass (GeV), n_particles] of (n, 4) p4.
+
+    >>> jet_features(np.array([[30.0, 40.0, 0.0, 60.0]]), np.array([7])).tolist()
+    [[50.0, 0.0, 33.1662483215332, 7.0]]
+    """
+    pt, eta, _ = _pt_eta_phi(p4)
+    mass = np.sqrt(np.maximum(p4[:, 3] ** 2 - (p4[:, :3] ** 2).sum(axis=1), 0.0))
+    return np.stack([pt, eta, mass, n_particles], axis=-1).astype(np.float32)
