@@ -76,14 +76,16 @@ def _as_config(config: Config | dict[str, Any] | str | Path, overrides: tuple[st
     return parse_config(config)
 
 
-def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, int]:
-    if kind == "mlp" and len(shape) == 1:
-        return {"out_dim" if role == "generator" else "in_dim": shape[0]}
+def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    if kind == "mlp":  # vectors, or anything flattened (e.g. particle clouds (N, 4))
+        return {
+            "out_dim" if role == "generator" else "in_dim": shape[0] if len(shape) == 1 else shape
+        }
     if kind == "dcgan" and len(shape) == 3 and shape[1] == shape[2]:
         return {"channels": shape[0], "image_size": shape[1]}
-    want = "vectors (n, d)" if kind == "mlp" else "square images (n, channels, size, size)"
     raise ConfigError(
-        f"config: model.{role}.kind: {kind} needs {want}; the data have shape (n, "
+        f"config: model.{role}.kind: {kind} needs square images (n, channels, size, size); "
+        f"the data have shape (n, "
         f"{', '.join(map(str, shape))})"
     )
 

@@ -6,6 +6,8 @@ normalised physics parameter such as the jet pT; ``cond_dim=0`` means unconditio
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -34,7 +36,8 @@ class MLPGenerator(nn.Module):
     normalised by a transform.
 
     Args:
-        out_dim: number of generated features D.
+        out_dim: number of generated features D, or a sample shape such as (30, 4) (a particle
+            cloud flattened: the fully-connected baseline of the MPGAN paper).
         latent_dim: width of the noise vector z.
         cond_dim: width of the condition vector; 0 for an unconditional generator.
         hidden: width of every hidden layer.
@@ -46,7 +49,7 @@ class MLPGenerator(nn.Module):
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim + categories), cond (B, cond_dim) or None
-        -> (B, out_dim).
+        -> (B, out_dim), or (B, *out_dim) for a shape.
 
     >>> g = MLPGenerator(out_dim=2, latent_dim=4, hidden=8, depth=1)
     >>> g(torch.zeros(5, 4)).shape
@@ -56,7 +59,7 @@ class MLPGenerator(nn.Module):
     def __init__(
         self,
         *,
-        out_dim: int,
+        out_dim: int | tuple[int, ...],
         latent_dim: int = 8,
         cond_dim: int = 0,
         hidden: int = 256,
@@ -66,9 +69,10 @@ class MLPGenerator(nn.Module):
         categories: int = 0,
     ) -> None:
         super().__init__()
-        check_positive(out_dim=out_dim, latent_dim=latent_dim, hidden=hidden)
+        self.out_shape = (out_dim,) if isinstance(out_dim, int) else tuple(out_dim)
+        self.out_dim = math.prod(self.out_shape)
+        check_positive(out_dim=min(self.out_shape), latent_dim=latent_dim, hidden=hidden)
         check_non_negative(cond_dim=cond_dim, depth=depth, categories=categories)
-        self.out_dim = out_dim
         self.latent_dim = latent_dim
         self.categories = categories
         self.cond_dim = cond_dim
@@ -76,18 +80,18 @@ class MLPGenerator(nn.Module):
         self.trunk = mlp_blocks(
             in_features, hidden=hidden, depth=depth, activation=activation, norm=norm
         )
-        self.head = nn.Linear(hidden if depth else in_features, out_dim)
+        self.head = nn.Linear(hidden if depth else in_features, self.out_dim)
 
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z from the prior, shape (n, latent_dim + categories)."""
         return sample_latent(n, self.latent_dim, self.categories, generator=generator)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Generate (B, out_dim) samples from z (B, latent_dim + categories), cond (B, cond_dim)."""
+        """Generate (B, *out_shape) samples from z (B, latent_dim + categories), cond."""
         check_features(z, (self.latent_dim + self.categories,), "z")
         cond = check_cond(cond, self.cond_dim, z.shape[0])
         h = z if cond is None else torch.cat([z, cond], dim=1)
-        return self.head(self.trunk(h))
+        return self.head(self.trunk(h)).view(-1, *self.out_shape)
 
 
 @DISCRIMINATORS.register("mlp")
@@ -99,7 +103,7 @@ class MLPDiscriminator(nn.Module):
     -> Linear(1). Returns raw logits (no sigmoid): the loss decides how to read them.
 
     Args:
-        in_dim: number of input features D.
+        in_dim: number of input features D, or a sample shape such as (30, 4), flattened.
         cond_dim: width of the condition vector; 0 for an unconditional discriminator.
         hidden: width of every hidden layer.
         depth: number of hidden layers (0 gives a linear critic).
@@ -119,7 +123,8 @@ class MLPDiscriminator(nn.Module):
             2018, arXiv:1710.10196, sec. 3): a cheap minibatch-discrimination signal.
 
     Shapes:
-        ``forward(x, cond=None)``: x (B, in_dim), cond (B, cond_dim) or None -> (B // pack,).
+        ``forward(x, cond=None)``: x (B, in_dim) or (B, *in_dim), cond (B, cond_dim) or None
+        -> (B // pack,).
 
     >>> d = MLPDiscriminator(in_dim=2, hidden=8, depth=1, pack=2)
     >>> d(torch.zeros(6, 2)).shape
@@ -129,7 +134,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(
         self,
         *,
-        in_dim: int,
+        in_dim: int | tuple[int, ...],
         cond_dim: int = 0,
         hidden: int = 256,
         depth: int = 3,
@@ -140,13 +145,14 @@ class MLPDiscriminator(nn.Module):
         minibatch_std: bool = False,
     ) -> None:
         super().__init__()
-        check_positive(in_dim=in_dim, hidden=hidden, pack=pack)
+        self.in_shape = (in_dim,) if isinstance(in_dim, int) else tuple(in_dim)
+        self.in_dim = math.prod(self.in_shape)
+        check_positive(in_dim=min(self.in_shape), hidden=hidden, pack=pack)
         check_non_negative(cond_dim=cond_dim, depth=depth)
-        self.in_dim = in_dim
         self.cond_dim = cond_dim
         self.pack = pack
         self.minibatch_std = minibatch_std
-        in_features = pack * (in_dim + cond_dim)
+        in_features = pack * (self.in_dim + cond_dim)
         self.trunk = mlp_blocks(
             in_features, hidden=hidden, depth=depth, activation=activation, norm=norm
         )
@@ -156,10 +162,10 @@ class MLPDiscriminator(nn.Module):
             add_spectral_norm(self)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Logits (B // pack,) for samples x (B, in_dim) with condition cond (B, cond_dim)."""
-        check_features(x, (self.in_dim,), "x")
+        """Logits (B // pack,) for samples x (B, *in_shape) with condition cond (B, cond_dim)."""
+        check_features(x, self.in_shape, "x")
         cond = check_cond(cond, self.cond_dim, x.shape[0])
-        h = x if cond is None else torch.cat([x, cond], dim=1)
+        h = x.flatten(1) if cond is None else torch.cat([x.flatten(1), cond], dim=1)
         h = self.trunk(pack_batch(h, self.pack))
         if self.minibatch_std:
             h = minibatch_std(h)
