@@ -310,44 +310,104 @@ def sample(
     return x
 
 
-def evaluate(run_dir: str | Path, *, n: int = 2_500, seed: int = 0) -> dict[str, Any]:
-    """Score ``n`` samples of a run and write ``RUN/metrics.json``; returns the same dict.
+def _json_ready(value: Any) -> Any:
+    """Infinite and NaN floats as null, recursively, so metrics.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
-    Toy mixtures: ``modes`` captured, ``high_quality`` fraction and ``reverse_kl_modes`` (see
-    :func:`physgan.metrics.mode_stats`), and kNN estimates (nats) of ``kl_data_model`` =
-    KL(p_data || p_model) and ``kl_model_data`` = KL(p_model || p_data) against ``n`` samples
-    of the true mixture. User data: the kNN estimates against the held-out data. Infinite
-    values (no high-quality sample) are written as null.
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def evaluate(
+    run_dir: str | Path,
+    *,
+    n: int = 2_500,
+    seed: int = 0,
+    reference: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score ``n`` samples of a run; write ``RUN/metrics.json`` and ``RUN/report.html``.
+
+    The real samples are ``reference`` (a data file) if given, else ``2 n`` draws of the true
+    mixture for toys, else the run's held-out data. Each metric (see :mod:`physgan.evaluation`
+    for which, by kind of data) is reported as {value, std, floor, floor_std, verdict}, the
+    floor being the same metric between two disjoint halves of the real samples; toys also get
+    ``modes``, ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
+    :func:`physgan.metrics.mode_stats`). Infinite values are written as null.
     """
-    from physgan.divergences import kl_knn
-    from physgan.metrics import mode_stats
+    import json
+    from datetime import datetime, timezone
+
+    from physgan.data.io import read_arrays
+    from physgan.evaluation import evaluate_samples
+    from physgan.report.html import write_report
 
     if n < 2:
         raise ConfigError(f"-n: evaluation needs at least 2 samples, got {n}")
     _check_seed(seed)
     run, config, meta, state = _load_run(run_dir)
-    generated = _sample_run(run, config, meta, state, n, seed).reshape(n, -1)
     data = _load_data(config)
-    result: dict[str, Any] = {"n_samples": n, "seed": seed, "step": state.step}
-    if data.truth is not None:
-        truth = data.truth
-        stats = mode_stats(generated, truth.means, truth.stds, weights=truth.weights)
-        result.update(
-            modes=stats.modes,
-            n_modes=stats.n_modes,
-            high_quality=stats.high_quality,
-            reverse_kl_modes=stats.reverse_kl_modes,
-            mode_counts=list(stats.counts),
-        )
-        reference = truth.sample(n, derive_seed(seed, _EVAL_TRUTH))
+    if reference is not None:
+        real, _ = read_arrays(reference)
+        if tuple(real.shape[1:]) != data.sample_shape:
+            raise DataError(
+                f"{reference}: samples of shape {tuple(real.shape[1:])}, the run's data have "
+                f"{data.sample_shape}"
+            )
+    elif data.truth is not None:
+        real = data.truth.sample(2 * n, derive_seed(seed, _EVAL_TRUTH)).astype(np.float32)
     else:
-        reference = data.x_holdout.reshape(data.x_holdout.shape[0], -1)
-    result["kl_data_model"] = kl_knn(reference, generated)
-    result["kl_model_data"] = kl_knn(generated, reference)
-    result = {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()
-    }
+        real = data.x_holdout
+    generated = _sample_run(run, config, meta, state, n, seed)
+    rows = []
+    if run.metrics.is_file():
+        rows = [json.loads(line) for line in run.metrics.read_text().splitlines() if line]
+    scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
+    n_compared = min(len(real) // 2, n)
+    result = _json_ready(
+        {"n_samples": n, "n_compared": n_compared, "seed": seed, "step": state.step}
+        | scored.metrics
+    )
     run.write_json(run.evaluation, result)
+
+    source = config.data.path or config.data.name
+    provenance: dict[str, Any] = {
+        "physgan version": __version__,
+        "run": str(run.root),
+        "training step": state.step,
+        "run seed": config.seed,
+        "evaluation seed": seed,
+        "samples compared": f"{n_compared} generated vs {n_compared} real (floor: real vs real)",
+        "data": source,
+        "evaluated at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if config.data.path is not None and Path(config.data.path).is_file():
+        provenance["data SHA-256"] = _sha256(Path(config.data.path))
+    if reference is not None:
+        provenance["reference"] = str(reference)
+        provenance["reference SHA-256"] = _sha256(Path(reference))
+    write_report(
+        run.root / "report.html",
+        title=f"physgan evaluation: {run.root.name}",
+        summary_rows=scored.rows,
+        figures=scored.figures,
+        config_text=run.config.read_text(),
+        provenance=provenance,
+    )
     return result
 
 

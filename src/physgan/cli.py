@@ -44,7 +44,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from physgan import api
 
-    result = api.evaluate(args.run_dir, n=args.n, seed=args.seed)
+    result = api.evaluate(args.run_dir, n=args.n, seed=args.seed, reference=args.reference)
     print(json.dumps(result, indent=2))
 
 
@@ -137,8 +137,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_sample)
 
-    p = sub.add_parser("evaluate", help="score a run's samples; writes RUN/metrics.json")
+    p = sub.add_parser(
+        "evaluate", help="score a run's samples; writes RUN/metrics.json and RUN/report.html"
+    )
     p.add_argument("run_dir")
+    p.add_argument("--reference", help="real samples to compare with (default: held-out data)")
     p.add_argument("-n", type=int, default=2_500, help="number of samples (default 2500)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)

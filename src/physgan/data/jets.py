@@ -17,6 +17,7 @@ __all__ = [
     "JET_FEATURES",
     "PARTICLE_FEATURES",
     "JetCloud",
+    "canonical_cloud",
     "jet_features",
     "particle_cloud",
     "wrap_phi",
@@ -94,3 +95,19 @@ def jet_features(p4: np.ndarray, n_particles: np.ndarray) -> np.ndarray:
     pt, eta, _ = _pt_eta_phi(p4)
     mass = np.sqrt(np.maximum(p4[:, 3] ** 2 - (p4[:, :3] ** 2).sum(axis=1), 0.0))
     return np.stack([pt, eta, mass, n_particles], axis=-1).astype(np.float32)
+
+
+def canonical_cloud(particles: np.ndarray) -> np.ndarray:
+    """A generated cloud in the file layout: mask 1 where mask >= 0.5, else an all-zero row.
+
+    Negative pt_rel is clipped to 0, as JetNet's ``gen_jet_corrections`` does. Returns float32.
+
+    >>> cloud = np.array([[[0.1, 0.2, 0.5, 0.9], [0.3, -0.1, -0.01, 0.7], [0.5, 0.5, 0.5, 0.2]]])
+    >>> canonical_cloud(cloud)[0].astype(float).round(2).tolist()
+    [[0.1, 0.2, 0.5, 1.0], [0.3, -0.1, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    """
+    mask = particles[..., 3] >= 0.5
+    out = np.where(mask[..., None], particles, 0.0).astype(np.float32)
+    out[..., 2] = np.maximum(out[..., 2], 0.0)
+    out[..., 3] = mask
+    return out

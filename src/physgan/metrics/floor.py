@@ -31,17 +31,22 @@ class FloorResult(NamedTuple):
     verdict: str
 
 
-def verdict(value: float, floor: float, floor_std: float) -> str:
+def verdict(value: float, floor: float, floor_std: float, ideal: float = 0.0) -> str:
     """``"matches"`` within the floor's spread, else how many floors the value is.
+
+    Distances from ``ideal`` (0 for a distance, 0.5 for a classifier AUC) are compared.
 
     >>> verdict(1.1, 1.0, 0.2), verdict(3.0, 1.0, 0.2), verdict(0.5, 0.0, 0.0)
     ('matches', '3.0x floor', 'above a zero floor')
+    >>> verdict(0.9, 0.45, 0.02, ideal=0.5)
+    '8.0x floor'
     """
-    if value <= floor + floor_std:
+    excess, floor_excess = abs(value - ideal), abs(floor - ideal)
+    if excess <= floor_excess + floor_std:
         return "matches"
-    if floor <= 0:
+    if floor_excess <= 0:
         return "above a zero floor"
-    return f"{value / floor:.1f}x floor"
+    return f"{excess / floor_excess:.1f}x floor"
 
 
 def split_real(real: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,12 +60,19 @@ def split_real(real: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def with_floor(
-    metric: Metric, real: np.ndarray, generated: np.ndarray, *, seed: int = 0, **kwargs: object
+    metric: Metric,
+    real: np.ndarray,
+    generated: np.ndarray,
+    *,
+    seed: int = 0,
+    ideal: float = 0.0,
+    **kwargs: object,
 ) -> FloorResult:
     """``metric`` of ``generated`` against one real half, and of the two real halves.
 
     Both comparisons use ``min(len(real) // 2, len(generated))`` samples per side; ``kwargs``
-    go to ``metric`` (with ``seed``). Returns the :class:`FloorResult`.
+    go to ``metric`` (with ``seed``); ``ideal`` is the metric's value for identical
+    distributions (see :func:`verdict`). Returns the :class:`FloorResult`.
     """
     n = min(len(real) // 2, len(generated))
     if n < 2:
@@ -76,5 +88,5 @@ def with_floor(
         float(value.std),
         float(floor.value),
         float(floor.std),
-        verdict(float(value.value), float(floor.value), float(floor.std)),
+        verdict(float(value.value), float(floor.value), float(floor.std), ideal),
     )

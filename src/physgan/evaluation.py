@@ -1,0 +1,199 @@
+"""Which metrics and figures a run's samples get, by the kind of data they are.
+
+``jets`` (particle clouds (n, N, 4)): W1M, W1P, W1EFP, FPD, KPD and the classifier AUC, each
+beside its real-vs-real noise floor, with particle-feature, multiplicity and jet-mass plots.
+``images`` (n, 1, P, P): W1 of the image mass and of tau_21, classifier AUC, mean images.
+``toy`` (a mixture with a known density): modes captured, high-quality fraction, kNN KL both
+ways, classifier AUC, a scatter over the density. ``vectors``: kNN KL both ways, classifier
+AUC and one histogram per feature. Every kind also shows the training curves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from physgan.data.toy import GaussianMixture
+from physgan.metrics.estimate import Estimate
+from physgan.metrics.floor import FloorResult, with_floor
+
+__all__ = ["Evaluation", "data_kind", "evaluate_samples"]
+
+
+@dataclass
+class Evaluation:
+    """Metrics (JSON-ready) and the report's summary rows and captioned figures."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    rows: list[FloorResult | Any] = field(default_factory=list)
+    figures: list[tuple[str, Figure]] = field(default_factory=list)
+
+
+def data_kind(sample_shape: tuple[int, ...], truth: GaussianMixture | None) -> str:
+    """``toy``, ``jets``, ``images`` or ``vectors`` for samples of this shape."""
+    if truth is not None:
+        return "toy"
+    if len(sample_shape) == 2 and sample_shape[1] == 4:
+        return "jets"
+    if len(sample_shape) == 3:
+        return "images"
+    return "vectors"
+
+
+def _knn(direction: str) -> Any:
+    from physgan.divergences import kl_knn
+
+    def metric(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
+        a, b = real.reshape(len(real), -1), generated.reshape(len(generated), -1)
+        return Estimate(kl_knn(a, b) if direction == "forward" else kl_knn(b, a), 0.0)
+
+    return metric
+
+
+def _w1_of(feature: Any) -> Any:
+    from scipy.stats import wasserstein_distance
+
+    def metric(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
+        a, b = feature(real), feature(generated)
+        return Estimate(wasserstein_distance(a[np.isfinite(a)], b[np.isfinite(b)]), 0.0)
+
+    return metric
+
+
+def _auc(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
+    from physgan.metrics import classifier_auc
+
+    if real.ndim > 2 and real.shape[-1] != 4:  # images: flattened pixels
+        real, generated = real.reshape(len(real), -1), generated.reshape(len(generated), -1)
+    return classifier_auc(real, generated, seed=seed)
+
+
+def _metrics(kind: str) -> dict[str, Any]:
+    """Name -> metric(real, generated, seed=) for a kind; AUC last (the slowest)."""
+    if kind == "jets":
+        from physgan.metrics import fpd, kpd, w1efp, w1m, w1p
+
+        return {"w1m": w1m, "w1p": w1p, "w1efp": w1efp, "fpd": fpd, "kpd": kpd, "auc": _auc}
+    if kind == "images":
+        from physgan.data.images import image_mass, image_tau21
+
+        return {
+            "w1_mass": _w1_of(lambda x: image_mass(x[:, 0])),
+            "w1_tau21": _w1_of(lambda x: image_tau21(x[:, 0])),
+            "auc": _auc,
+        }
+    return {"kl_data_model": _knn("forward"), "kl_model_data": _knn("reverse"), "auc": _auc}
+
+
+def _figures(kind: str, real: np.ndarray, generated: np.ndarray, truth: Any) -> list:
+    from physgan.report import plots
+
+    if kind == "jets":
+        from physgan.metrics.jetfeatures import jet_features
+
+        mass = plots.ratio_histogram(
+            jet_features(real)[:, 3], jet_features(generated)[:, 3], label="jet mass / jet pT"
+        )
+        figures = [("Relative jet mass", mass)]
+        features = plots.particle_histograms(real, generated)
+        names = ("eta_rel", "phi_rel", "pt_rel")
+        figures += [(f"Particle {n}", fig) for n, fig in zip(names, features, strict=True)]
+        return [*figures, ("Particles per jet", plots.multiplicity_histogram(real, generated))]
+    if kind == "images":
+        from physgan.data.images import image_mass, image_tau21
+
+        return [
+            (
+                "Mean jet images and their difference",
+                plots.mean_images(real[:, 0], generated[:, 0]),
+            ),
+            (
+                "Jet mass from the image",
+                plots.ratio_histogram(
+                    image_mass(real[:, 0]),
+                    image_mass(generated[:, 0]),
+                    label="jet mass",
+                    unit="GeV",
+                ),
+            ),
+            (
+                "N-subjettiness ratio",
+                plots.ratio_histogram(
+                    np.nan_to_num(image_tau21(real[:, 0])),
+                    np.nan_to_num(image_tau21(generated[:, 0])),
+                    label="tau_21",
+                ),
+            ),
+        ]
+    flat_real, flat_gen = real.reshape(len(real), -1), generated.reshape(len(generated), -1)
+    if kind == "toy" and flat_real.shape[1] == 2:
+        return [("Generated samples over the true density", plots.toy_scatter(flat_gen, truth))]
+    names = [f"x{i}" for i in range(flat_real.shape[1])][:8]
+    figs = plots.feature_histograms(
+        flat_real[:, : len(names)], flat_gen[:, : len(names)], names, [None] * len(names)
+    )
+    return [(f"Feature {name}", fig) for name, fig in zip(names, figs, strict=True)]
+
+
+def evaluate_samples(
+    real: np.ndarray,
+    generated: np.ndarray,
+    *,
+    seed: int,
+    truth: GaussianMixture | None = None,
+    training_rows: list[dict[str, float]] | None = None,
+) -> Evaluation:
+    """Score ``generated`` against ``real`` (same shape per sample, in physics units).
+
+    ``real`` holds at least twice as many samples as are compared: the floor of each metric
+    uses two disjoint halves of it. Returns the metrics (each {value, std, floor, floor_std,
+    verdict}) and the report's rows and figures.
+    """
+    from physgan.report.html import SummaryRow
+    from physgan.report.plots import training_curves
+
+    kind = data_kind(tuple(real.shape[1:]), truth)
+    if kind == "jets":
+        from physgan.data.jets import canonical_cloud
+
+        generated = canonical_cloud(generated)
+    result = Evaluation(metrics={"kind": kind})
+    if truth is not None:
+        from physgan.metrics import mode_stats
+
+        flat = generated.reshape(len(generated), -1)
+        stats = mode_stats(flat, truth.means, truth.stds, weights=truth.weights)
+        ideal = mode_stats(
+            real.reshape(len(real), -1), truth.means, truth.stds, weights=truth.weights
+        )
+        result.metrics.update(
+            modes=stats.modes,
+            n_modes=stats.n_modes,
+            high_quality=stats.high_quality,
+            reverse_kl_modes=stats.reverse_kl_modes,
+            mode_counts=list(stats.counts),
+        )
+        result.rows.append(
+            SummaryRow("modes captured", stats.modes, 0.0, ideal.modes, 0.0, "truth's count")
+        )
+        result.rows.append(
+            SummaryRow(
+                "high-quality fraction",
+                stats.high_quality,
+                0.0,
+                ideal.high_quality,
+                0.0,
+                "truth's fraction",
+            )
+        )
+    for name, metric in _metrics(kind).items():
+        scored = with_floor(metric, real, generated, seed=seed, ideal=0.5 if name == "auc" else 0)
+        result.metrics[name] = scored._asdict()
+        result.rows.append(SummaryRow(name, *scored))
+    result.figures = _figures(kind, real, generated, truth)
+    if training_rows:
+        result.figures.append(("Training curves", training_curves(training_rows)))
+    return result
