@@ -54,38 +54,24 @@ def _cmd_theory(args: argparse.Namespace) -> None:
     print(api.theory(out=args.out).table)
 
 
-def _cmd_data_jets(args: argparse.Namespace) -> None:
+def _cmd_data(args: argparse.Namespace) -> None:
     from physgan import api
     from physgan.data.jetgen import parse_shard
 
-    out = api.generate_jets(
+    images = args.kind == "jet-images"
+    generate = api.generate_jet_images if images else api.generate_jets
+    size = {"pixels": args.pixels} if images else {"n_particles": args.particles}
+    out = generate(
         args.process,
         args.n,
         args.output,
-        n_particles=args.particles,
+        **size,
         seed=args.seed,
         workers=args.workers,
         shard=parse_shard(args.shard),
         progress=not args.no_progress,
     )
-    print(f"wrote {args.process} jets -> {out}")
-
-
-def _cmd_data_images(args: argparse.Namespace) -> None:
-    from physgan import api
-    from physgan.data.jetgen import parse_shard
-
-    out = api.generate_jet_images(
-        args.process,
-        args.n,
-        args.output,
-        pixels=args.pixels,
-        seed=args.seed,
-        workers=args.workers,
-        shard=parse_shard(args.shard),
-        progress=not args.no_progress,
-    )
-    print(f"wrote {args.process} jet images -> {out}")
+    print(f"wrote {args.process} {args.kind} -> {out}")
 
 
 def _data_parser(sub: argparse._SubParsersAction) -> None:
@@ -94,11 +80,11 @@ def _data_parser(sub: argparse._SubParsersAction) -> None:
     jets = kinds.add_parser("jets", help="Pythia 8 + FastJet jets as particle clouds (JetNet)")
     jets.add_argument("--process", required=True, choices=["gluon", "quark", "top", "W", "Z"])
     jets.add_argument("--particles", type=int, default=30, help="particles per jet (default 30)")
-    jets.set_defaults(func=_cmd_data_jets)
+    jets.set_defaults(func=_cmd_data)
     images = kinds.add_parser("jet-images", help="W and QCD jet images (the LAGAN benchmark)")
     images.add_argument("--process", required=True, choices=["W", "QCD"])
     images.add_argument("--pixels", type=int, default=25, help="pixels per side (default 25)")
-    images.set_defaults(func=_cmd_data_images)
+    images.set_defaults(func=_cmd_data)
     for p in (jets, images):
         p.add_argument("-n", type=int, required=True, help="number of jets (all shards together)")
         p.add_argument("-o", "--output", required=True, help="output file (.h5)")
