@@ -81,8 +81,8 @@ def jet_run(tmp_path):
         "seed": 2,
         "data": {"path": str(path), "holdout_fraction": 0.5},
         "model": {
-            "generator": {"kind": "mlp", "latent_dim": 8, "hidden": 32, "depth": 2},
-            "discriminator": {"kind": "mlp", "hidden": 32, "depth": 2},
+            "generator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
+            "discriminator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
         },
         "train": {"steps": 30, "batch_size": 32, "log_every": 10, "checkpoint_every": 30},
     }
@@ -104,6 +104,12 @@ def test_evaluate_a_jet_run_writes_metrics_and_a_self_contained_report(jet_run, 
     assert re.search(r"https?://", html) is None
     assert html.count('src="data:image/png;base64,') >= 5
     assert api.evaluate(run, n=100, seed=3) == result  # deterministic
+    generated = api.sample(run, 100, seed=3)
+    mask = generated[..., 3]
+    assert set(np.unique(mask)) <= {0.0, 1.0}
+    assert (np.diff(np.where(mask > 0, generated[..., 2], -1), axis=1) <= 0).all()  # pT order
+    counts = np.bincount(mask.sum(axis=1).astype(int), minlength=11)
+    assert counts[:5].sum() == 0  # multiplicities 5..10, as in the training data
 
     wrong = tmp_path / "wrong.npy"
     np.save(wrong, np.zeros((50, 7), np.float32))

@@ -26,12 +26,20 @@ LATENT_DIM = 4
 GEN_KWARGS = {
     "mlp": {"out_dim": 5, "latent_dim": LATENT_DIM, "hidden": 16, "depth": 2},
     "dcgan": {"image_size": 25, "latent_dim": LATENT_DIM, "base_channels": 4},
+    "epic": {
+        "n_particles": 5,
+        "latent_dim": LATENT_DIM,
+        "global_dim": 4,
+        "hidden": 16,
+        "layers": 1,
+    },
 }
 DISC_KWARGS = {
     "mlp": {"in_dim": 5, "hidden": 16, "depth": 2},
     "dcgan": {"image_size": 25, "base_channels": 4},
+    "epic": {"n_particles": 5, "global_dim": 4, "hidden": 16, "layers": 1},
 }
-SAMPLE_SHAPE = {"mlp": (5,), "dcgan": (1, 25, 25)}
+SAMPLE_SHAPE = {"mlp": (5,), "dcgan": (1, 25, 25), "epic": (5, 4)}
 NAMES = sorted(GEN_KWARGS)
 
 
@@ -53,6 +61,10 @@ def make_g(name: str, **kwargs: object) -> nn.Module:
     return GENERATORS.get(name)(**{**GEN_KWARGS[name], **kwargs})
 
 
+def latent(g: nn.Module, batch_size: int, seed: int = 1) -> torch.Tensor:
+    return g.sample_latent(batch_size, generator=torch.Generator().manual_seed(seed))
+
+
 def make_d(name: str, **kwargs: object) -> nn.Module:
     return DISCRIMINATORS.get(name)(**{**DISC_KWARGS[name], **kwargs})
 
@@ -67,7 +79,7 @@ def test_every_registry_entry_has_test_settings() -> None:
 
 
 def test_registry_miss_lists_names() -> None:
-    with pytest.raises(ConfigError, match="unknown generator 'gan'; choose from: dcgan, mlp"):
+    with pytest.raises(ConfigError, match="unknown generator 'gan'; choose from: dcgan, epic, mlp"):
         GENERATORS.get("gan")
 
 
@@ -270,7 +282,7 @@ def test_minibatch_std_couples_the_batch(name: str, mbstd: bool) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_generator_uses_cond(name: str) -> None:
     g = make_g(name, cond_dim=3).eval()
-    z = randn(4, LATENT_DIM)
+    z = latent(g, 4)
     assert not torch.allclose(g(z, make_cond(4, 3, seed=2)), g(z, make_cond(4, 3, seed=3)))
 
 
@@ -310,7 +322,7 @@ def test_gradients_reach_every_generator_parameter(name: str) -> None:
     g = make_g(name, cond_dim=3)
     d = make_d(name, cond_dim=3, pack=2, minibatch_std=True, spectral_norm=True)
     cond = make_cond(8, 3)
-    d(g(randn(8, LATENT_DIM), cond), cond).sum().backward()
+    d(g(latent(g, 8), cond), cond).sum().backward()
     for param_name, param in itertools.chain(g.named_parameters(), d.named_parameters()):
         assert param.grad is not None, param_name
         assert torch.isfinite(param.grad).all(), param_name
@@ -324,7 +336,7 @@ def test_same_seed_same_weights_and_outputs(name: str, role: str) -> None:
         torch.manual_seed(seed)
         if role == "generator":
             model = make_g(name, cond_dim=3)
-            out = model(randn(4, LATENT_DIM), make_cond(4, 3))
+            out = model(latent(model, 4), make_cond(4, 3))
         else:
             model = make_d(name, cond_dim=3, spectral_norm=True, pack=2, minibatch_std=True)
             out = model(randn(4, *SAMPLE_SHAPE[name]), make_cond(4, 3))
@@ -343,7 +355,8 @@ def test_same_seed_same_weights_and_outputs(name: str, role: str) -> None:
 
 def _call(name: str, role: str, cond_dim: int, batch_size: int, cond: torch.Tensor | None):
     if role == "generator":
-        return make_g(name, cond_dim=cond_dim)(randn(batch_size, LATENT_DIM), cond)
+        g = make_g(name, cond_dim=cond_dim)
+        return g(latent(g, batch_size), cond)
     return make_d(name, cond_dim=cond_dim)(randn(batch_size, *SAMPLE_SHAPE[name]), cond)
 
 
@@ -364,7 +377,7 @@ def test_bad_cond(name: str, role: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_input_shape(name: str) -> None:
-    with pytest.raises(ValueError, match=r"z must have shape \(B, 4\), got \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"z must have shape \(B, (4|5, 5)\), got \(3, 5\)"):
         make_g(name)(randn(3, LATENT_DIM + 1))
     with pytest.raises(ValueError, match=r"x must have shape"):
         make_d(name)(randn(3, 7))

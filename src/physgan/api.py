@@ -24,10 +24,17 @@ from physgan.config import Config, load_config, parse_config
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.io import write_array
 from physgan.data.jetgen import generate_jet_images, generate_jets
-from physgan.data.transforms import Identity, Standardize, transform_from_dict
+from physgan.data.jets import canonical_cloud, sort_by_pt
+from physgan.data.transforms import (
+    Identity,
+    ParticleStandardize,
+    Standardize,
+    transform_from_dict,
+)
 from physgan.errors import CheckpointError, ConfigError, DataError
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS
+from physgan.models.pointcloud import multiplicity_counts
 from physgan.training import (
     Callback,
     GANState,
@@ -76,6 +83,11 @@ def _as_config(config: Config | dict[str, Any] | str | Path, overrides: tuple[st
     return parse_config(config)
 
 
+def _is_cloud(shape: tuple[int, ...]) -> bool:
+    """Particle clouds (N, 4): eta_rel, phi_rel, pt_rel and a mask per particle."""
+    return len(shape) == 2 and shape[1] == 4
+
+
 def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any]:
     if kind == "mlp":  # vectors, or anything flattened (e.g. particle clouds (N, 4))
         return {
@@ -83,14 +95,26 @@ def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any
         }
     if kind == "dcgan" and len(shape) == 3 and shape[1] == shape[2]:
         return {"channels": shape[0], "image_size": shape[1]}
+    if kind == "epic" and len(shape) == 2 and shape[1] >= 2:
+        return {"n_particles": shape[0], "features": shape[1] - 1}
+    want = {
+        "dcgan": "square images (n, channels, size, size)",
+        "epic": "particle clouds (n, particles, features + mask)",
+    }[kind]
     raise ConfigError(
-        f"config: model.{role}.kind: {kind} needs square images (n, channels, size, size); "
-        f"the data have shape (n, "
+        f"config: model.{role}.kind: {kind} needs {want}; the data have shape (n, "
         f"{', '.join(map(str, shape))})"
     )
 
 
-def _build_state(config: Config, sample_shape: tuple[int, ...], cond_dim: int) -> GANState:
+def _build_state(
+    config: Config,
+    sample_shape: tuple[int, ...],
+    cond_dim: int,
+    multiplicity: np.ndarray | None = None,
+) -> GANState:
+    """Models, optimisers and EMA; ``multiplicity`` (counts of real particles per jet in the
+    training data) sets a point-cloud generator's distribution of particle numbers."""
     gcfg = config.model.generator.model_dump()
     dcfg = config.model.discriminator.model_dump()
     gkind, dkind = gcfg.pop("kind"), dcfg.pop("kind")
@@ -103,6 +127,8 @@ def _build_state(config: Config, sample_shape: tuple[int, ...], cond_dim: int) -
         D = DISCRIMINATORS.get(dkind)(
             **_shape_kwargs(dkind, "discriminator", sample_shape), cond_dim=cond_dim, **dcfg
         )
+    if multiplicity is not None and hasattr(G, "set_multiplicity"):
+        G.set_multiplicity(multiplicity)
     t = config.train
     opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
     opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
@@ -168,11 +194,12 @@ def train(
         _check_resumable(run.read_config(), config)
 
     data = _load_data(config)
+    cloud = _is_cloud(data.sample_shape)
+    transform: Standardize | ParticleStandardize | Identity = Identity()
     if config.data.transform == "standardize":
-        transform: Standardize | Identity = Standardize.fit(data.x_train)
-    else:
-        transform = Identity()
-    state = _build_state(config, data.sample_shape, data.cond_dim)
+        transform = (ParticleStandardize if cloud else Standardize).fit(data.x_train)
+    counts = multiplicity_counts(data.x_train) if cloud else None
+    state = _build_state(config, data.sample_shape, data.cond_dim, counts)
 
     def tensor(a: np.ndarray | None) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(a, dtype=torch.float32)
@@ -284,7 +311,10 @@ def _sample_run(
         rng = np.random.default_rng([seed, _SAMPLE])
         cond = cond_train[rng.integers(cond_train.shape[0], size=n)]
     x_norm = _generate(state.sampler, n, cond, seed)
-    return transform_from_dict(run.read_json(run.transform)).inverse(x_norm).astype(np.float32)
+    x = transform_from_dict(run.read_json(run.transform)).inverse(x_norm).astype(np.float32)
+    if _is_cloud(x.shape[1:]):  # the file layout: 0/1 mask, zero padding, highest pT first
+        x = sort_by_pt(canonical_cloud(x))
+    return x
 
 
 def sample(

@@ -86,9 +86,30 @@ class DCGANDiscriminatorConfig(_Section):
     minibatch_std: bool = False
 
 
-GeneratorConfig = Annotated[MLPGeneratorConfig | DCGANGeneratorConfig, Field(discriminator="kind")]
+class EPiCGeneratorConfig(_Section):
+    kind: Literal["epic"]
+    latent_dim: PositiveInt = 10  # per-particle noise width
+    global_dim: PositiveInt = 10  # width of the jet-level global vector
+    hidden: PositiveInt = 128  # per-particle width (EPiC-GAN on JetNet30: 128; 48-64 on a CPU)
+    layers: Annotated[int, Field(ge=0)] = 6  # EPiC layers (Buhmann et al., arXiv:2301.08128)
+
+
+class EPiCDiscriminatorConfig(_Section):
+    kind: Literal["epic"]
+    global_dim: PositiveInt = 10
+    hidden: PositiveInt = 128
+    layers: Annotated[int, Field(ge=0)] = 3
+    spectral_norm: bool = False  # arXiv:1802.05957
+    pack: PositiveInt = 1  # PacGAN over pooled jet summaries (arXiv:1712.04086)
+    minibatch_std: bool = False  # arXiv:1710.10196
+
+
+GeneratorConfig = Annotated[
+    MLPGeneratorConfig | DCGANGeneratorConfig | EPiCGeneratorConfig, Field(discriminator="kind")
+]
 DiscriminatorConfig = Annotated[
-    MLPDiscriminatorConfig | DCGANDiscriminatorConfig, Field(discriminator="kind")
+    MLPDiscriminatorConfig | DCGANDiscriminatorConfig | EPiCDiscriminatorConfig,
+    Field(discriminator="kind"),
 ]
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "canonical_cloud",
     "jet_features",
     "particle_cloud",
+    "sort_by_pt",
     "wrap_phi",
 ]
 
@@ -111,3 +112,15 @@ def canonical_cloud(particles: np.ndarray) -> np.ndarray:
     out[..., 2] = np.maximum(out[..., 2], 0.0)
     out[..., 3] = mask
     return out
+
+
+def sort_by_pt(particles: np.ndarray) -> np.ndarray:
+    """Each jet's particles by decreasing pt_rel, padded rows (mask 0) last; same shape.
+
+    >>> cloud = np.array([[[0.1, 0.0, 0.2, 1.0], [0.0, 0.0, 0.0, 0.0], [0.2, 0.0, 0.7, 1.0]]])
+    >>> sort_by_pt(cloud)[0, :, 2].tolist()
+    [0.7, 0.2, 0.0]
+    """
+    key = np.where(particles[..., 3] > 0.5, particles[..., 2], -np.inf)
+    order = np.argsort(-key, axis=1, kind="stable")
+    return np.take_along_axis(particles, order[..., None], axis=1)

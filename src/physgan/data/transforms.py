@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Identity", "Standardize", "transform_from_dict"]
+__all__ = ["Identity", "ParticleStandardize", "Standardize", "transform_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,65 @@ class Identity:
         return {"kind": "none"}
 
 
-def transform_from_dict(spec: dict[str, Any]) -> Standardize | Identity:
+def transform_from_dict(
+    spec: dict[str, Any],
+) -> Standardize | ParticleStandardize | Identity:
     """Rebuild a transform saved with ``to_dict``."""
     if spec.get("kind") == "standardize":
         return Standardize(tuple(spec["mean"]), tuple(spec["std"]))
+    if spec.get("kind") == "particle_standardize":
+        return ParticleStandardize(tuple(spec["mean"]), tuple(spec["std"]))
     if spec.get("kind") == "none":
         return Identity()
     raise ValueError(f"unknown transform {spec.get('kind')!r}")
+
+
+@dataclass(frozen=True)
+class ParticleStandardize:
+    """Per-feature standardisation of particle clouds (n, N, F + 1), the mask last.
+
+    The first F channels become (x - mean) / std with mean and std over real particles only
+    (mask > 0.5; ``std = 1`` for constant features); the mask channel is unchanged and padded
+    rows stay exactly zero in both directions, so a padded cloud keeps the layout of
+    :mod:`physgan.data.jets`.
+
+    >>> x = np.array([[[1.0, 1.0], [3.0, 1.0], [0.0, 0.0]]])
+    >>> t = ParticleStandardize.fit(x)
+    >>> t.mean, t.std
+    ((2.0,), (1.0,))
+    >>> t.forward(x)[0].tolist(), t.inverse(t.forward(x))[0].tolist()
+    ([[-1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [3.0, 1.0], [0.0, 0.0]])
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> ParticleStandardize:
+        """Mean and std of each feature over the real particles of clouds x (n, N, F + 1)."""
+        x = np.asarray(x, dtype=np.float64)
+        real = x[..., :-1][x[..., -1] > 0.5]
+        if real.shape[0] == 0:
+            return cls((0.0,) * real.shape[1], (1.0,) * real.shape[1])
+        std = real.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        return cls(tuple(real.mean(axis=0).tolist()), tuple(std.tolist()))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Normalised clouds (n, N, F + 1) from clouds in physics units."""
+        x = np.asarray(x)
+        real = x[..., -1:] > 0.5
+        features = np.where(real, (x[..., :-1] - np.asarray(self.mean)) / np.asarray(self.std), 0.0)
+        return np.concatenate([features, x[..., -1:].astype(features.dtype)], axis=-1)
+
+    def inverse(self, x_norm: np.ndarray) -> np.ndarray:
+        """Clouds in physics units (n, N, F + 1) from normalised ones."""
+        x_norm = np.asarray(x_norm)
+        real = x_norm[..., -1:] > 0.5
+        features = np.where(
+            real, x_norm[..., :-1] * np.asarray(self.std) + np.asarray(self.mean), 0.0
+        )
+        return np.concatenate([features, x_norm[..., -1:].astype(features.dtype)], axis=-1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "particle_standardize", "mean": list(self.mean), "std": list(self.std)}

@@ -7,6 +7,7 @@ filled when this package is imported.
 
 from physgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from physgan.models.mlp import MLPDiscriminator, MLPGenerator
+from physgan.models.pointcloud import EPiCDiscriminator, EPiCGenerator
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "GENERATORS",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "EPiCDiscriminator",
+    "EPiCGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
 ]
