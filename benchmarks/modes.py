@@ -2,7 +2,8 @@
 
 Prints one row per config (mean and spread over seeds of modes captured, high-quality fraction
 and reverse KL of the mode histogram, and wall time per run) beside the published rows, and
-writes ``modes.json``. Run: ``.venv/bin/python benchmarks/modes.py`` (about 5 x 3 runs).
+writes ``modes.json``. A config with ``sample.rejection`` is also scored without it. Run:
+``.venv/bin/python benchmarks/modes.py`` (5 seeds x 3 configs).
 """
 
 from __future__ import annotations
@@ -50,18 +51,29 @@ def main() -> None:
                     overrides=(f"seed={seed}", *args.set),
                 )
                 seconds = time.perf_counter() - start
-                result = api.evaluate(Path(tmp) / f"{name}-{seed}", n=args.n, seed=seed)
-                runs.append({"config": name, "seed": seed, "seconds": seconds, **result})
-                print(
-                    f"{name} seed {seed}: {result['modes']}/{result['n_modes']} modes, "
-                    f"high quality {100 * result['high_quality']:.1f}%, reverse KL "
-                    f"{result['reverse_kl_modes']}, {seconds:.0f} s",
-                    flush=True,
-                )
+                run_dir = Path(tmp) / f"{name}-{seed}"
+                plain = api.evaluate(run_dir, n=args.n, seed=seed, rejection=False)
+                start = time.perf_counter()
+                result = api.evaluate(run_dir, n=args.n, seed=seed)  # as the config samples
+                eval_seconds = time.perf_counter() - start
+                rows = [(name, result)]
+                if result["rejection"]:
+                    rows.append((f"{name} (no rejection)", plain))
+                for label, r in rows:
+                    runs.append(
+                        {"config": label, "seed": seed, "seconds": seconds, **r}
+                        | ({"eval_seconds": eval_seconds} if r is result else {})
+                    )
+                    print(
+                        f"{label} seed {seed}: {r['modes']}/{r['n_modes']} modes, "
+                        f"high quality {100 * r['high_quality']:.1f}%, reverse KL "
+                        f"{r['reverse_kl_modes']}, {seconds:.0f} s training",
+                        flush=True,
+                    )
 
     print("\n| config | modes | high quality (%) | reverse KL (nats) | s per run | seeds |")
     print("|---|---|---|---|---|---|")
-    for name in args.configs:
+    for name in dict.fromkeys(r["config"] for r in runs):
         rows = [r for r in runs if r["config"] == name]
         kls = [r["reverse_kl_modes"] for r in rows]
         kl = _summary(kls) if None not in kls else "inf in some seeds"

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from physgan.errors import CheckpointError, ConfigError, DataError
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS
 from physgan.models.pointcloud import multiplicity_counts
+from physgan.sampling import rejection_sample
 from physgan.training import (
     Callback,
     GANState,
@@ -59,7 +61,7 @@ __all__ = [
 ]
 
 # Stream identifiers mixed into derive_seed(seed, ...): one per independent use of the seed.
-_INIT, _SAMPLE, _EVAL_TRUTH = 2, 3, 4
+_INIT, _SAMPLE, _EVAL_TRUTH, _REJECT, _CALIBRATE = 2, 3, 4, 5, 6
 _CHUNK = 65_536  # samples generated per forward pass in `sample`
 
 
@@ -154,6 +156,8 @@ def _check_resumable(saved: dict[str, Any], config: Config) -> None:
     new = config.to_dict()
     for section in sorted(set(saved) | set(new)):
         old_value, new_value = saved.get(section), new.get(section)
+        if section == "sample":  # how to sample, not how to train
+            continue
         if section == "train" and isinstance(old_value, dict) and isinstance(new_value, dict):
             old_value = {k: v for k, v in old_value.items() if k != "steps"}
             new_value = {k: v for k, v in new_value.items() if k != "steps"}
@@ -285,6 +289,49 @@ def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> n
     return np.concatenate(chunks)  # n >= 1: the callers check it
 
 
+def _calibrated_discriminator(
+    config: Config, state: GANState, x_train: np.ndarray | None, seed: int
+) -> nn.Module:
+    """A copy of D trained ``sample.calibrate_steps`` more steps against the fixed sampler."""
+    D = copy.deepcopy(state.discriminator).train()
+    steps = config.sample.calibrate_steps
+    if not steps or x_train is None:
+        return D.eval()
+    t = config.train
+    objective = OBJECTIVES.get(config.loss.name)
+    opt = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
+    gen = torch.Generator().manual_seed(derive_seed(seed, _CALIBRATE))
+    real_all = torch.as_tensor(x_train, dtype=torch.float32)
+    G = state.sampler.eval()
+    for _ in range(steps):
+        real = real_all[torch.randint(real_all.shape[0], (t.batch_size,), generator=gen)]
+        with torch.no_grad():
+            fake = G(G.sample_latent(t.batch_size, generator=gen))
+        loss = objective.d_loss(D(real), D(fake))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return D.eval()
+
+
+def _generate_rejected(
+    config: Config, state: GANState, x_train: np.ndarray | None, n: int, seed: int
+) -> np.ndarray:
+    D = _calibrated_discriminator(config, state, x_train, seed)
+    G = state.sampler.eval()
+    gen = torch.Generator().manual_seed(derive_seed(seed, _REJECT))
+    with torch.no_grad():
+        x, _ = rejection_sample(
+            lambda k: G(G.sample_latent(k, generator=gen)),
+            D,
+            n,
+            generator=gen,
+            cap_quantile=config.sample.cap_quantile,
+            chunk=_CHUNK,
+        )
+    return x.numpy()
+
+
 def _check_seed(seed: int) -> None:
     if seed < 0:
         raise ConfigError(f"--seed: must be a non-negative integer, got {seed}")
@@ -298,7 +345,21 @@ def _sample_run(
     n: int,
     seed: int,
     cond: np.ndarray | None = None,
+    rejection: bool | None = None,
 ) -> np.ndarray:
+    if rejection is None:
+        rejection = config.sample.rejection
+    if rejection:
+        if meta["cond_dim"] or cond is not None:
+            raise ConfigError("sample.rejection: supported for unconditional runs only")
+        if not config.sample.rejection:  # asked for by argument: check the config allows it
+            parse_config({**config.to_dict(), "sample": {"rejection": True}})
+        transform = transform_from_dict(run.read_json(run.transform))
+        x_train = None
+        if config.sample.calibrate_steps:
+            x_train = transform.forward(_load_data(config).x_train)
+        x_norm = _generate_rejected(config, state, x_train, n, seed)
+        return transform.inverse(x_norm).astype(np.float32)
     if cond is not None:
         cond = np.asarray(cond, dtype=np.float32)
         if cond.shape != (n, meta["cond_dim"]) or not np.isfinite(cond).all():
@@ -324,17 +385,20 @@ def sample(
     seed: int = 0,
     cond: np.ndarray | None = None,
     out: str | Path | None = None,
+    rejection: bool | None = None,
 ) -> np.ndarray:
     """Draw ``n`` samples in the data's own units from a trained run (its EMA generator if on).
 
     Conditional runs use ``cond`` (n, cond_dim) when given, else draw conditions from the
     training data's. With ``out`` (a ``.npy`` or ``.h5`` path) the samples are also written
-    there, atomically.
+    there, atomically. ``rejection`` (None: the config's ``sample.rejection``) keeps each
+    sample with probability exp(logit D(x) - M), the trained discriminator's estimate of
+    p_data / p_g (see :func:`physgan.sampling.rejection_sample`).
     """
     if n < 1:
         raise ConfigError(f"-n: must be a positive number of samples, got {n}")
     _check_seed(seed)
-    x = _sample_run(*_load_run(run_dir), n, seed, cond)
+    x = _sample_run(*_load_run(run_dir), n, seed, cond, rejection)
     if out is not None:
         write_array(out, x)
     return x
@@ -369,6 +433,7 @@ def evaluate(
     n: int = 2_500,
     seed: int = 0,
     reference: str | Path | None = None,
+    rejection: bool | None = None,
 ) -> dict[str, Any]:
     """Score ``n`` samples of a run; write ``RUN/metrics.json`` and ``RUN/report.html``.
 
@@ -377,7 +442,8 @@ def evaluate(
     for which, by kind of data) is reported as {value, std, floor, floor_std, verdict}, the
     floor being the same metric between two disjoint halves of the real samples; toys also get
     ``modes``, ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
-    :func:`physgan.metrics.mode_stats`). Infinite values are written as null.
+    :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
+    drawn as :func:`sample` draws them (``rejection``: as there).
     """
     import json
     from datetime import datetime, timezone
@@ -390,6 +456,8 @@ def evaluate(
         raise ConfigError(f"-n: evaluation needs at least 2 samples, got {n}")
     _check_seed(seed)
     run, config, meta, state = _load_run(run_dir)
+    if rejection is None:
+        rejection = config.sample.rejection
     data = _load_data(config)
     if reference is not None:
         real, _ = read_arrays(reference)
@@ -402,14 +470,20 @@ def evaluate(
         real = data.truth.sample(2 * n, derive_seed(seed, _EVAL_TRUTH)).astype(np.float32)
     else:
         real = data.x_holdout
-    generated = _sample_run(run, config, meta, state, n, seed)
+    generated = _sample_run(run, config, meta, state, n, seed, None, rejection)
     rows = []
     if run.metrics.is_file():
         rows = [json.loads(line) for line in run.metrics.read_text().splitlines() if line]
     scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
     result = _json_ready(
-        {"n_samples": n, "n_compared": n_compared, "seed": seed, "step": state.step}
+        {
+            "n_samples": n,
+            "n_compared": n_compared,
+            "seed": seed,
+            "step": state.step,
+            "rejection": rejection,
+        }
         | scored.metrics
     )
     run.write_json(run.evaluation, result)

@@ -37,14 +37,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_sample(args: argparse.Namespace) -> None:
     from physgan import api
 
-    x = api.sample(args.run_dir, args.n, seed=args.seed, out=args.output)
+    x = api.sample(args.run_dir, args.n, seed=args.seed, out=args.output, rejection=args.rejection)
     print(f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} -> {args.output}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from physgan import api
 
-    result = api.evaluate(args.run_dir, n=args.n, seed=args.seed, reference=args.reference)
+    result = api.evaluate(
+        args.run_dir, n=args.n, seed=args.seed, reference=args.reference, rejection=args.rejection
+    )
     print(json.dumps(result, indent=2))
 
 
@@ -94,6 +96,15 @@ def _data_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _rejection_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--rejection",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="discriminator rejection sampling (default: the run's sample.rejection)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="physgan", description="Train, sample and evaluate generative models of physics data."
@@ -121,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, required=True, help="number of samples")
     p.add_argument("-o", "--output", required=True, help="output file (.npy or .h5)")
     p.add_argument("--seed", type=int, default=0)
+    _rejection_flag(p)
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
@@ -130,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="real samples to compare with (default: held-out data)")
     p.add_argument("-n", type=int, default=2_500, help="number of samples (default 2500)")
     p.add_argument("--seed", type=int, default=0)
+    _rejection_flag(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")

@@ -1,6 +1,6 @@
 """The run configuration: one pydantic schema, the single home of every default.
 
-A config is YAML with sections ``data``, ``model``, ``loss``, ``train`` and a top-level
+A config is YAML with sections ``data``, ``model``, ``loss``, ``train``, ``sample`` and a top-level
 ``seed``. Unknown keys, wrong types and bad values raise :class:`~physgan.errors.ConfigError`
 with one line naming the dotted key. Components never import this module: the API turns the
 config into keyword arguments.
@@ -155,12 +155,38 @@ class TrainConfig(_Section):
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
 
 
+class SampleConfig(_Section):
+    # Discriminator rejection sampling (Azadi et al. 2019, arXiv:1810.06758): keep a generated x
+    # with probability exp(logit D(x) - M), turning p_g into p_data where D = D* and p_g > 0.
+    rejection: bool = False
+    cap_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0  # M: this quantile of the logits
+    # D steps against the fixed sampling G (EMA) before rejecting, on a copy: D -> its D*.
+    calibrate_steps: Annotated[int, Field(ge=0)] = 0
+
+
 class Config(_Section):
     seed: Annotated[int, Field(ge=0)] = 0  # every random stream of the run derives from it
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    sample: SampleConfig = SampleConfig()
+
+    @model_validator(mode="after")
+    def _rejection_needs_a_logit(self) -> Config:
+        from physgan.losses import OBJECTIVES
+
+        if not self.sample.rejection:
+            return self
+        objective = OBJECTIVES.get(self.loss.name) if self.loss.name in OBJECTIVES else None
+        if objective is not None and not objective.probabilistic:
+            raise ValueError(
+                f"sample.rejection needs a discriminator logit: use loss minimax or "
+                f"nonsaturating, not {self.loss.name}"
+            )
+        if self.model.discriminator.pack != 1:
+            raise ValueError("sample.rejection needs per-sample scores: model.discriminator.pack 1")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML-able types."""

@@ -1,0 +1,102 @@
+"""Discriminator rejection sampling: the closed form in 1-D, and its use through the API."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from physgan import api
+from physgan.errors import ConfigError, DataError
+from physgan.sampling import rejection_sample
+
+
+def test_exact_log_ratio_turns_the_proposal_into_the_target():
+    # p_g = N(0, 1); the optimal D* = p_data / (p_data + p_g) for p_data = N(0.5, 1) has the
+    # logit log(p_data / p_g) = 0.5 x - 0.125, so the accepted samples follow N(0.5, 1).
+    gen = torch.Generator().manual_seed(0)
+
+    def log_ratio(x):
+        x = x.squeeze(1).double()
+        return torch.from_numpy(stats.norm.logpdf(x, 0.5, 1) - stats.norm.logpdf(x, 0, 1))
+
+    x, rate = rejection_sample(
+        lambda k: torch.randn(k, 1, generator=gen), log_ratio, 20_000, generator=gen
+    )
+    x = x.squeeze(1).numpy()
+    assert x.shape == (20_000,)
+    assert x.mean() == pytest.approx(0.5, abs=0.03)
+    assert x.std() == pytest.approx(1.0, abs=0.03)
+    assert stats.kstest(x, stats.norm(0.5, 1).cdf).pvalue > 0.01
+    assert 0.0 < rate < 0.5  # E_g[r] / max r over the burn-in: most candidates are rejected
+
+
+def test_a_lower_cap_accepts_more_and_corrects_less():
+    def run(cap_quantile):
+        gen = torch.Generator().manual_seed(1)
+        x, rate = rejection_sample(
+            lambda k: torch.randn(k, 1, generator=gen),
+            lambda x: 0.5 * x.squeeze(1) - 0.125,
+            5_000,
+            generator=gen,
+            cap_quantile=cap_quantile,
+        )
+        return float(x.mean()), rate
+
+    (exact_mean, exact_rate), (capped_mean, capped_rate) = run(1.0), run(0.5)
+    assert capped_rate > exact_rate
+    assert 0.0 < capped_mean < exact_mean
+
+
+def test_rejection_sample_is_seeded_and_checks_its_arguments():
+    def draw(seed):
+        gen = torch.Generator().manual_seed(seed)
+        return rejection_sample(
+            lambda k: torch.randn(k, 2, generator=gen), lambda x: -x[:, 0], 50, generator=gen
+        )[0]
+
+    assert torch.equal(draw(3), draw(3))
+    assert not torch.equal(draw(3), draw(4))
+    gen = torch.Generator()
+    with pytest.raises(ValueError, match="cap_quantile"):
+        rejection_sample(torch.randn, lambda x: x[:, 0], 5, generator=gen, cap_quantile=0.0)
+    with pytest.raises(DataError, match="accepted"):
+        rejection_sample(
+            lambda k: torch.randn(k, 1),
+            lambda x: 100 * x[:, 0],
+            10**6,
+            generator=gen,
+            chunk=1_000,
+            max_candidates=2_000,
+        )
+
+
+def test_api_samples_with_rejection_from_the_config_or_the_argument(tiny_config, tmp_path):
+    api.train(tiny_config, tmp_path / "run")
+    plain = api.sample(tmp_path / "run", 300, seed=2)
+    kept = api.sample(tmp_path / "run", 300, seed=2, rejection=True)
+    assert kept.shape == plain.shape
+    assert np.isfinite(kept).all()
+    assert not np.array_equal(kept, plain)
+    np.testing.assert_array_equal(kept, api.sample(tmp_path / "run", 300, seed=2, rejection=True))
+    result = api.evaluate(tmp_path / "run", n=300, seed=2, rejection=True)
+    assert result["rejection"] is True
+    assert result["n_modes"] == 8
+
+    config = {
+        **tiny_config,
+        "sample": {"rejection": True, "cap_quantile": 0.9, "calibrate_steps": 20},
+    }
+    api.train(config, tmp_path / "run2")
+    assert api.evaluate(tmp_path / "run2", n=300, seed=2)["rejection"] is True
+
+
+def test_rejection_needs_a_per_sample_logit(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match=r"sample\.rejection"):
+        api.train(
+            {**tiny_config, "loss": {"name": "hinge"}, "sample": {"rejection": True}},
+            tmp_path / "a",
+        )
+    hinge = {**tiny_config, "loss": {"name": "hinge"}}
+    api.train(hinge, tmp_path / "b")
+    with pytest.raises(ConfigError, match=r"sample\.rejection"):
+        api.sample(tmp_path / "b", 10, rejection=True)
