@@ -31,3 +31,17 @@ def tiny_config():
             "eval_samples": 256,
         },
     }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _jet_cache(tmp_path_factory):
+    """Built-in jet data (data.name jets-*) cache in a temporary directory, not ~/.cache."""
+    import os
+
+    previous = os.environ.get("PHYSGAN_CACHE")
+    os.environ["PHYSGAN_CACHE"] = str(tmp_path_factory.mktemp("jet-cache"))
+    yield
+    if previous is None:
+        del os.environ["PHYSGAN_CACHE"]
+    else:
+        os.environ["PHYSGAN_CACHE"] = previous

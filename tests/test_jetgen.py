@@ -196,3 +196,32 @@ def test_cli_writes_jets_and_reports_bad_input(tmp_path):
     bad = subprocess.run([*cmd, "-o", str(out), "--shard", "2/2"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["physgan: error: shard '2/2': need 0 <= K < N"]
+
+
+def test_demo_runs_the_main_job_end_to_end(tmp_path):
+    import yaml
+
+    from physgan import api
+
+    config = {
+        "seed": 1,
+        "data": {"name": "jets-gluon", "n_train": 240, "holdout_fraction": 0.5},
+        "model": {
+            "generator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
+            "discriminator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
+        },
+        "train": {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 4},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = api.demo(path, tmp_path / "demo", n=60)
+    assert (result.run_dir / "report.html").is_file()
+    for name in ("w1m", "w1p", "w1efp", "fpd", "kpd", "auc"):
+        assert name in result.table
+    assert result.speed["generated_jets_per_s"] > 0
+    assert result.speed["speedup_same_cores"] == pytest.approx(
+        result.speed["generated_jets_per_s"]
+        / (result.speed["simulated_jets_per_s_per_core"] * result.speed["cores"])
+    )
+    again = api.demo(path, tmp_path / "demo", n=60)  # the finished run is reused, not retrained
+    assert again.metrics == result.metrics

@@ -50,6 +50,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    print(api.demo(args.config, args.out, n=args.n, seed=args.seed, progress=True).table)
+
+
 def _cmd_theory(args: argparse.Namespace) -> None:
     from physgan import api
 
@@ -148,6 +154,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
     p.add_argument("--out", default="theory", help="directory for theory.png and theory.json")
     p.set_defaults(func=_cmd_theory)
+
+    p = sub.add_parser("demo", help="the main job: simulate jets, train, evaluate, report, time")
+    p.add_argument("--config", default="configs/gluon-demo.yaml")
+    p.add_argument("--out", default="out/demo")
+    p.add_argument("-n", type=int, default=2_500, help="jets generated for the evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
 
     _data_parser(sub)
     return parser

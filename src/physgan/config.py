@@ -29,7 +29,7 @@ class _Section(BaseModel):
 
 
 class DataConfig(_Section):
-    name: str | None = "grid25"  # a built-in dataset: bimodal, ring8, grid25
+    name: str | None = "grid25"  # bimodal, ring8, grid25; jets-gluon, -quark, -top, -W, -Z
     path: Path | None = None  # or a user's file: .npy (x), .npz or .h5 (x and optional cond)
     n_train: PositiveInt = 100_000  # built-in toys: training samples drawn once from the seed
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # held out for the JSD bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,11 @@ from physgan.data.io import read_arrays
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
 
-__all__ = ["TrainingData", "load_training_data"]
+__all__ = ["JETS_PREFIX", "TrainingData", "load_training_data"]
+
+# Built-in jet data: "jets-gluon" etc., n_train jets of 30 particles simulated once with seed 0
+# by Pythia 8 + FastJet and cached (see physgan.data.jetgen.cached_jets).
+JETS_PREFIX = "jets-"
 
 
 @dataclass(frozen=True)
@@ -45,13 +50,22 @@ def load_training_data(
     holdout_fraction: float,
     conditional: bool,
     seed: int,
+    progress: bool = False,
 ) -> TrainingData:
-    """Build the run's data: ``n_train`` toy samples drawn from ``seed``, or a file's rows.
+    """Build the run's data: ``n_train`` toy samples drawn from ``seed``, ``n_train`` cached
+    simulated jets for a ``jets-PROCESS`` name (the same jets for every run seed), or a file's
+    rows. ``progress`` shows a progress bar while jets are simulated.
 
     For toys with ``conditional``, the condition is the one-hot index of the mixture component
     each sample came from. The holdout is the last ``holdout_fraction`` of a seeded shuffle.
     """
     truth = None
+    if name is not None and name.startswith(JETS_PREFIX):
+        from physgan.data.jetgen import cached_jets
+
+        workers = min(4, os.cpu_count() or 1)  # the jets do not depend on it
+        process = name.removeprefix(JETS_PREFIX)
+        path = cached_jets(process, n_train, seed=0, workers=workers, progress=progress)
     if path is not None:
         x, cond = read_arrays(path)
         if conditional and cond is None:
