@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 OUT ?= out
 
-.PHONY: demo test lint bench clean
+.PHONY: demo theory test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q $(TORCH)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e . $(TORCH)
+	$(BIN)/pip install -q -e '.[hep]' $(TORCH)
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
@@ -22,6 +22,9 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
+	$(BIN)/physgan demo --out $(OUT)/demo
+
+theory: $(VENV)/.installed
 	$(BIN)/physgan theory --out $(OUT)/theory
 
 test: $(VENV)/.installed-dev

@@ -77,8 +77,8 @@ def pythia_only(n_events: int, seed: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=2 * jetgen.CHUNK_JETS, help="jets per method")
-    parser.add_argument("--naive-n", type=int, default=300, help="jets for the naive loop")
+    parser.add_argument("-n", type=int, default=8 * jetgen.CHUNK_JETS, help="jets per method")
+    parser.add_argument("--naive-n", type=int, default=1_000, help="jets for the naive loop")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args()
