@@ -18,7 +18,8 @@ from matplotlib.figure import Figure
 
 from physgan.data.toy import GaussianMixture
 from physgan.metrics.estimate import Estimate
-from physgan.metrics.floor import FloorResult, with_floor
+from physgan.metrics.floor import with_floor
+from physgan.report.html import SummaryRow
 
 __all__ = ["Evaluation", "data_kind", "evaluate_samples"]
 
@@ -28,7 +29,7 @@ class Evaluation:
     """Metrics (JSON-ready) and the report's summary rows and captioned figures."""
 
     metrics: dict[str, Any] = field(default_factory=dict)
-    rows: list[FloorResult | Any] = field(default_factory=list)
+    rows: list[SummaryRow] = field(default_factory=list)
     figures: list[tuple[str, Figure]] = field(default_factory=list)
 
 
@@ -152,7 +153,6 @@ def evaluate_samples(
     uses two disjoint halves of it. Returns the metrics (each {value, std, floor, floor_std,
     verdict}) and the report's rows and figures.
     """
-    from physgan.report.html import SummaryRow
     from physgan.report.plots import training_curves
 
     kind = data_kind(tuple(real.shape[1:]), truth)
