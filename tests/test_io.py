@@ -376,3 +376,31 @@ def test_finite_arrays_round_trip_exactly(arrays, suffix):
     for name, arr in named.items():
         assert loaded[name].dtype == arr.dtype
         np.testing.assert_array_equal(loaded[name], arr)
+
+
+def test_training_reads_named_root_branches_as_features(tmp_path):
+    import uproot
+
+    from physgan import api
+    from physgan.errors import ConfigError
+
+    rng = np.random.default_rng(77)
+    pt, eta = rng.exponential(30.0, 400), rng.normal(0.0, 1.0, 400)
+    path = tmp_path / "events.root"
+    with uproot.recreate(path) as fh:
+        fh.mktree("events", {"pt": np.float64, "eta": np.float64, "n": np.int32})
+        fh["events"].extend({"pt": pt, "eta": eta, "n": np.arange(400, dtype=np.int32)})
+    data = {"path": f"{path}:events", "columns": ["eta", "pt"]}
+    config = {
+        "data": data,
+        "model": {
+            "generator": {"hidden": 8, "depth": 1},
+            "discriminator": {"hidden": 8, "depth": 1},
+        },
+        "train": {"steps": 3, "batch_size": 16, "log_every": 1, "checkpoint_every": 3},
+    }
+    api.train(config, tmp_path / "run")
+    x = api.sample(tmp_path / "run", 5)
+    assert x.shape == (5, 2)
+    with pytest.raises(ConfigError, match=r"data\.columns"):
+        api.train({**config, "data": {"name": "grid25", "columns": ["pt"]}}, tmp_path / "r2")

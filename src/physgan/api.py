@@ -153,6 +153,7 @@ def _load_data(config: Config, progress: bool = False) -> TrainingData:
         conditional=d.conditional,
         seed=config.seed,
         progress=progress,
+        columns=d.columns,
     )
 
 

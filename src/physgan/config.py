@@ -30,7 +30,8 @@ class _Section(BaseModel):
 
 class DataConfig(_Section):
     name: str | None = "grid25"  # bimodal, ring8, grid25; jets-gluon, -quark, -top, -W, -Z
-    path: Path | None = None  # or a user's file: .npy (x), .npz or .h5 (x and optional cond)
+    path: Path | None = None  # or a user's file (.npy, .npz, .h5, .root, .parquet; see README)
+    columns: list[str] | None = None  # features from these columns / branches / datasets of path
     n_train: PositiveInt = 100_000  # built-in toys: training samples drawn once from the seed
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # held out for the JSD bound
     conditional: bool = False  # toys: condition on the one-hot mixture component
@@ -47,6 +48,8 @@ class DataConfig(_Section):
     def _one_source(self) -> DataConfig:
         if (self.name is None) == (self.path is None):
             raise ValueError("give exactly one of data.name and data.path")
+        if self.columns is not None and (self.path is None or not self.columns):
+            raise ValueError("data.columns names columns of data.path: give both, non-empty")
         return self
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physgan.data.io import read_arrays
+from physgan.data.io import read_arrays, read_columns
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
 
@@ -51,10 +51,12 @@ def load_training_data(
     conditional: bool,
     seed: int,
     progress: bool = False,
+    columns: list[str] | None = None,
 ) -> TrainingData:
     """Build the run's data: ``n_train`` toy samples drawn from ``seed``, ``n_train`` cached
     simulated jets for a ``jets-PROCESS`` name (the same jets for every run seed), or a file's
-    rows. ``progress`` shows a progress bar while jets are simulated.
+    rows (``columns``: those columns of a table, e.g. ROOT branches, as the features).
+    ``progress`` shows a progress bar while jets are simulated.
 
     For toys with ``conditional``, the condition is the one-hot index of the mixture component
     each sample came from. The holdout is the last ``holdout_fraction`` of a seeded shuffle.
@@ -66,7 +68,9 @@ def load_training_data(
         workers = min(4, os.cpu_count() or 1)  # the jets do not depend on it
         process = name.removeprefix(JETS_PREFIX)
         path = cached_jets(process, n_train, seed=0, workers=workers, progress=progress)
-    if path is not None:
+    if path is not None and columns:
+        x, cond = read_columns(path, columns), None
+    elif path is not None:
         x, cond = read_arrays(path)
         if conditional and cond is None:
             raise DataError(f"{path}: data.conditional is set but the file has no 'cond'")

@@ -26,7 +26,7 @@ import numpy as np
 from physgan.atomic import atomic_path
 from physgan.errors import DataError, MissingExtraError, PhysganError
 
-__all__ = ["load", "read_arrays", "write_array"]
+__all__ = ["load", "read_arrays", "read_columns", "write_array"]
 
 
 @dataclass(frozen=True)
@@ -381,6 +381,26 @@ def read_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | 
     if cond.ndim != 2:
         raise DataError(f"{path}: {layout.cond} has shape {cond.shape}, expected ({len(x)}, c)")
     return x, cond
+
+
+def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> np.ndarray:
+    """Training samples (n, d) float32 from named columns, branches or datasets of any format
+    ``load`` reads: 1-D ones become one feature each, (n, k) ones k features, in the order given.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "jets.npz"
+    >>> np.savez(path, pt=np.array([20.0, 35.0]), eta=np.array([0.1, -0.3]))
+    >>> read_columns(path, ["eta", "pt"]).tolist()
+    [[0.10000000149011612, 20.0], [-0.30000001192092896, 35.0]]
+    """
+    arrays = load(path, list(columns))
+    parts = []
+    for name in columns:
+        arr = _float32(path, name, arrays[name])
+        if arr.ndim > 2:
+            raise DataError(f"{path}: {name} has shape {arr.shape}; columns must be (n,) or (n, k)")
+        parts.append(arr.reshape(len(arr), -1))
+    return np.concatenate(parts, axis=1)
 
 
 def write_array(path: str | Path, x: np.ndarray) -> Path:
