@@ -354,17 +354,28 @@ def _sample_run(
 ) -> np.ndarray:
     if rejection is None:
         rejection = config.sample.rejection
+    transform = transform_from_dict(run.read_json(run.transform))
     if rejection:
         if meta["cond_dim"] or cond is not None:
             raise ConfigError("sample.rejection: supported for unconditional runs only")
         if not config.sample.rejection:  # asked for by argument: check the config allows it
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
-        transform = transform_from_dict(run.read_json(run.transform))
         x_train = None
         if config.sample.calibrate_steps:
             x_train = transform.forward(_load_data(config).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
-        return transform.inverse(x_norm).astype(np.float32)
+    else:
+        x_norm = _generate(state.sampler, n, _conditions(config, meta, cond, n, seed), seed)
+    x = transform.inverse(x_norm).astype(np.float32)
+    if _is_cloud(x.shape[1:]):  # the file layout: 0/1 mask, zero padding, highest pT first
+        x = sort_by_pt(canonical_cloud(x))
+    return x
+
+
+def _conditions(
+    config: Config, meta: dict[str, Any], cond: np.ndarray | None, n: int, seed: int
+) -> np.ndarray | None:
+    """The checked ``cond`` given by the caller, else conditions drawn from the training data."""
     if cond is not None:
         cond = np.asarray(cond, dtype=np.float32)
         if cond.shape != (n, meta["cond_dim"]) or not np.isfinite(cond).all():
@@ -376,11 +387,7 @@ def _sample_run(
         cond_train = _load_data(config).cond_train
         rng = np.random.default_rng([seed, _SAMPLE])
         cond = cond_train[rng.integers(cond_train.shape[0], size=n)]
-    x_norm = _generate(state.sampler, n, cond, seed)
-    x = transform_from_dict(run.read_json(run.transform)).inverse(x_norm).astype(np.float32)
-    if _is_cloud(x.shape[1:]):  # the file layout: 0/1 mask, zero padding, highest pT first
-        x = sort_by_pt(canonical_cloud(x))
-    return x
+    return cond
 
 
 def sample(
