@@ -109,7 +109,9 @@ def _results(jobs: list[_Job], workers: int) -> Iterator[dict[str, np.ndarray]]:
                 future.cancel()
 
 
-def _check_request(process: str, out: Path, **counts: int) -> None:
+def _check_request(process: str, out: Path, seed: int, **counts: int) -> None:
+    if seed < 0:
+        raise DataError(f"seed must be non-negative, got {seed}")
     if process not in PROCESSES:
         raise DataError(f"unknown process {process!r}; choose from: {', '.join(PROCESSES)}")
     for name, value in counts.items():
@@ -140,8 +142,6 @@ def _write(
 
     from physgan import __version__
 
-    if seed < 0:
-        raise DataError(f"seed must be non-negative, got {seed}")
     k, n_shards = shard
     n_chunks = math.ceil(n / CHUNK_JETS)
     jobs = [
@@ -223,7 +223,7 @@ def generate_jets(
         progress: show a progress bar with jets per second on stderr.
     """
     out = Path(out)
-    _check_request(process, out, n=n, particles=n_particles, workers=workers)
+    _check_request(process, out, seed, n=n, particles=n_particles, workers=workers)
     selection = selection or JetSelection()
     return _write(
         out, "particles", n, n_particles, seed, shard, selection, process, workers, progress
@@ -251,7 +251,7 @@ def generate_jet_images(
         raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
     out = Path(out)
     name = IMAGE_PROCESSES[process]
-    _check_request(name, out, n=n, pixels=pixels, workers=workers)
+    _check_request(name, out, seed, n=n, pixels=pixels, workers=workers)
     return _write(out, "images", n, pixels, seed, shard, IMAGE_SELECTION, name, workers, progress)
 
 
