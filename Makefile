@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 OUT ?= out
 
-.PHONY: demo theory test lint bench clean
+.PHONY: demo theory compare test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +14,11 @@ $(BIN)/python:
 	$(BIN)/pip install -q $(TORCH)
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[hep]' $(TORCH)
+	$(BIN)/pip install -q -e '.[hep,flow]' $(TORCH)
 	touch $@
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[dev,hep]' $(TORCH)
+	$(BIN)/pip install -q -e '.[dev,hep,flow]' $(TORCH)
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
@@ -26,6 +26,20 @@ demo: $(VENV)/.installed
 
 theory: $(VENV)/.installed
 	$(BIN)/physgan theory --out $(OUT)/theory
+
+# docs/compare.md: GAN, VAE and flow on ring8, grid25 and gluon jets (about 40 min on 2 cores).
+FAMILIES := ring8 grid25 gluon
+compare: $(VENV)/.installed
+	for data in $(FAMILIES); do \
+	  gan=$$data; [ $$data = gluon ] && gan=gluon-demo; \
+	  for cfg in $$gan $$data-vae $$data-flow; do \
+	    $(BIN)/physgan train configs/$$cfg.yaml --out $(OUT)/compare/runs/$$cfg --resume \
+	      --no-progress \
+	      || exit 1; \
+	  done; \
+	  $(BIN)/physgan compare $(OUT)/compare/runs/$$gan $(OUT)/compare/runs/$$data-vae \
+	    $(OUT)/compare/runs/$$data-flow --out $(OUT)/compare/$$data || exit 1; \
+	done
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -1,5 +1,6 @@
 """Every shipped config validates and trains for two steps on tiny data (a smoke test)."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -11,13 +12,20 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
 
 def test_configs_exist():
-    assert {p.stem for p in CONFIGS} >= {"grid25", "ring8", "grid25-minimax"}
+    assert {p.stem for p in CONFIGS} >= {
+        "grid25",
+        "ring8",
+        "grid25-minimax",
+        "ring8-vae",
+        "ring8-flow",
+        "gluon-flow",
+    }
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_trains_two_steps(path, tmp_path):
-    load_config(path)  # validates as shipped
-    jets = load_config(path).data.name.startswith("jets-")  # simulated: keep it small
+    config = load_config(path)  # validates as shipped
+    jets = config.data.name.startswith("jets-")  # simulated: keep it small
     tiny = (
         "train.steps=2",
         "train.log_every=1",
@@ -26,4 +34,10 @@ def test_config_trains_two_steps(path, tmp_path):
     )
     result = api.train(path, tmp_path / "run", overrides=tiny)
     assert result.step == 2
-    assert set(result.metrics) >= {"d_loss", "g_loss", "d_real", "d_fake"}
+    expected = {
+        "gan": {"d_loss", "g_loss", "d_real", "d_fake", "jsd_bound"},
+        "vae": {"loss", "elbo", "kl", "holdout_elbo"},
+        "flow": {"loss", "holdout_nll"},
+    }[config.model.family]
+    assert set(result.metrics) >= expected
+    assert all(math.isfinite(v) for v in result.metrics.values())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +21,15 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from physgan import __version__
-from physgan.config import Config, load_config, parse_config
+from physgan.atomic import write_atomic
+from physgan.config import (
+    Config,
+    FlowModelConfig,
+    GANModelConfig,
+    VAEModelConfig,
+    load_config,
+    parse_config,
+)
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.io import write_array
 from physgan.data.jetgen import generate_jet_images, generate_jets
@@ -34,25 +42,36 @@ from physgan.data.transforms import (
 )
 from physgan.errors import CheckpointError, ConfigError, DataError
 from physgan.losses import OBJECTIVES
-from physgan.models import DISCRIMINATORS, GENERATORS
+from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.models.pointcloud import multiplicity_counts
 from physgan.sampling import rejection_sample
 from physgan.training import (
     Callback,
     GANState,
+    LikelihoodState,
+    TrainingState,
     derive_seed,
     fit,
-    gan_eval,
-    gan_step,
     load_checkpoint,
 )
 from physgan.training.callbacks import Checkpointer, MetricsLogger, ProgressBar
 from physgan.training.rundir import RunDir
+from physgan.training.steps import (
+    BatchSampler,
+    gan_eval,
+    gan_step,
+    nll_eval,
+    nll_step,
+    vae_eval,
+    vae_step,
+)
 
 __all__ = [
+    "Comparison",
     "DemoResult",
     "TheoryReport",
     "TrainResult",
+    "compare",
     "demo",
     "evaluate",
     "fastsim_speed",
@@ -117,30 +136,67 @@ def _build_state(
     sample_shape: tuple[int, ...],
     cond_dim: int,
     multiplicity: np.ndarray | None = None,
-) -> GANState:
+) -> TrainingState:
     """Models, optimisers and EMA; ``multiplicity`` (counts of real particles per jet in the
     training data) sets a point-cloud generator's distribution of particle numbers."""
-    gcfg = config.model.generator.model_dump()
-    dcfg = config.model.discriminator.model_dump()
-    gkind, dkind = gcfg.pop("kind"), dcfg.pop("kind")
+    t = config.train
+    model_cfg = config.model
     # Initialise the weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, _INIT))
-        G = GENERATORS.get(gkind)(
-            **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
+        if isinstance(model_cfg, GANModelConfig):
+            gcfg = model_cfg.generator.model_dump()
+            dcfg = model_cfg.discriminator.model_dump()
+            gkind, dkind = gcfg.pop("kind"), dcfg.pop("kind")
+            G = GENERATORS.get(gkind)(
+                **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
+            )
+            D = DISCRIMINATORS.get(dkind)(
+                **_shape_kwargs(dkind, "discriminator", sample_shape), cond_dim=cond_dim, **dcfg
+            )
+        else:
+            kwargs = model_cfg.model_dump(exclude={"family", "beta", "kl_warmup", "dequantize"})
+            family = VAE if model_cfg.family == "vae" else Flow
+            model = family(sample_shape=sample_shape, cond_dim=cond_dim, **kwargs)
+    if isinstance(model_cfg, GANModelConfig):
+        if multiplicity is not None and hasattr(G, "set_multiplicity"):
+            G.set_multiplicity(multiplicity)
+        opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
+        opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
+        return GANState(G, D, opt_g, opt_d, _ema(G, t.ema))
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr_g, betas=t.betas_g)
+    return LikelihoodState(model, opt, _ema(model, t.ema))
+
+
+def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def _step_functions(
+    config: Config, sample_real: BatchSampler, holdout: tuple[torch.Tensor, torch.Tensor | None]
+) -> tuple[Any, Any]:
+    """The family's training step and its held-out evaluation, for ``fit`` and the logger."""
+    t, model = config.train, config.model
+    common = {"sample_real": sample_real, "batch_size": t.batch_size, "seed": config.seed}
+    if isinstance(model, VAEModelConfig):
+        return vae_step(**common, beta=model.beta, warmup=model.kl_warmup), partial(
+            vae_eval, holdout=holdout, seed=config.seed
         )
-        D = DISCRIMINATORS.get(dkind)(
-            **_shape_kwargs(dkind, "discriminator", sample_shape), cond_dim=cond_dim, **dcfg
+    if isinstance(model, FlowModelConfig):
+        return nll_step(**common, dequantize=model.dequantize), partial(
+            nll_eval, holdout=holdout, seed=config.seed
         )
-    if multiplicity is not None and hasattr(G, "set_multiplicity"):
-        G.set_multiplicity(multiplicity)
-    t = config.train
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
-    ema = None
-    if t.ema is not None:
-        ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(t.ema), use_buffers=True)
-    return GANState(G, D, opt_g, opt_d, ema)
+    objective = OBJECTIVES.get(config.loss.name)
+    step = gan_step(
+        **common,
+        objective=objective,
+        n_critic=t.n_critic,
+        r1_weight=config.loss.r1,
+        gp_weight=config.loss.gp_weight,
+    )
+    return step, partial(gan_eval, objective=objective, holdout=holdout, seed=config.seed)
 
 
 def _load_data(config: Config, progress: bool = False) -> TrainingData:
@@ -182,7 +238,7 @@ def train(
     progress: bool = False,
     callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
-    """Train a GAN as ``config`` says and write the run directory ``out``.
+    """Train a GAN, VAE or flow as ``config`` says and write the run directory ``out``.
 
     ``config`` is a :class:`Config`, a dict or a YAML path; ``overrides`` are ``key=value``
     strings (``"train.steps=200"``). With ``resume`` a killed run continues from its last
@@ -191,7 +247,7 @@ def train(
     """
     config = _as_config(config, tuple(overrides))
     t = config.train
-    pack = config.model.discriminator.pack
+    pack = config.model.discriminator.pack if isinstance(config.model, GANModelConfig) else 1
     if t.batch_size % pack:
         raise ConfigError(
             f"config: train.batch_size: {t.batch_size} is not a multiple of "
@@ -207,7 +263,7 @@ def train(
     transform: Standardize | ParticleStandardize | Identity = Identity()
     if config.data.transform == "standardize":
         transform = (ParticleStandardize if cloud else Standardize).fit(data.x_train)
-    counts = multiplicity_counts(data.x_train) if cloud else None
+    counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
     state = _build_state(config, data.sample_shape, data.cond_dim, counts)
 
     def tensor(a: np.ndarray | None) -> torch.Tensor | None:
@@ -245,17 +301,7 @@ def train(
         idx = torch.randint(x_train.shape[0], (n,), generator=gen)
         return x_train[idx], None if cond_train is None else cond_train[idx]
 
-    objective = OBJECTIVES.get(config.loss.name)
-    step_fn = gan_step(
-        objective=objective,
-        sample_real=sample_real,
-        batch_size=t.batch_size,
-        seed=config.seed,
-        n_critic=t.n_critic,
-        r1_weight=config.loss.r1,
-        gp_weight=config.loss.gp_weight,
-    )
-    evaluate_fn = partial(gan_eval, objective=objective, holdout=holdout, seed=config.seed)
+    step_fn, evaluate_fn = _step_functions(config, sample_real, holdout)
     logger = MetricsLogger(
         run.metrics, every=t.log_every, evaluate=evaluate_fn, tensorboard_dir=run.tensorboard
     )
@@ -266,7 +312,7 @@ def train(
     return TrainResult(run.root, state.step, logger.latest)
 
 
-def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], GANState]:
+def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], TrainingState]:
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
     meta = run.read_json(run.meta)
@@ -346,7 +392,7 @@ def _sample_run(
     run: RunDir,
     config: Config,
     meta: dict[str, Any],
-    state: GANState,
+    state: TrainingState,
     n: int,
     seed: int,
     cond: np.ndarray | None = None,
@@ -525,6 +571,135 @@ def evaluate(
         provenance=provenance,
     )
     return result
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``physgan compare``'s outcome: one row of metrics per run, the table and its files."""
+
+    rows: list[dict[str, Any]]
+    table: str
+    figure: Path
+    json: Path
+    markdown: Path
+
+
+def _model_log_density(
+    run: RunDir, state: TrainingState
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """log q(x) in the data's units for a run with a density (a flow), else None."""
+    model = state.sampler
+    if not hasattr(model, "log_prob"):
+        return None
+    transform = transform_from_dict(run.read_json(run.transform))
+    if not hasattr(transform, "log_abs_det"):
+        return None
+
+    @torch.no_grad()
+    def log_q(x: np.ndarray) -> np.ndarray:
+        model.eval()
+        x_norm = torch.as_tensor(transform.forward(x), dtype=torch.float32)
+        log_q_norm = torch.cat([model.log_prob(c) for c in x_norm.split(_CHUNK)]).double()
+        return log_q_norm.numpy() + transform.log_abs_det(x)
+
+    return log_q
+
+
+def _last_likelihood(run: RunDir) -> float | None:
+    """The last held-out -log-likelihood (flow) or -ELBO (VAE) logged, nats per sample."""
+    import json
+
+    if not run.metrics.is_file():
+        return None
+    lines = [line for line in run.metrics.read_text().splitlines() if line]
+    last = json.loads(lines[-1]) if lines else {}
+    if "holdout_nll" in last:
+        return float(last["holdout_nll"])
+    if "holdout_elbo" in last:
+        return -float(last["holdout_elbo"])
+    return None
+
+
+def compare(
+    run_dirs: Sequence[str | Path],
+    *,
+    out: str | Path = "compare",
+    n: int = 5_000,
+    seed: int = 0,
+) -> Comparison:
+    """Put trained runs (any family, any data) side by side; write the table and a figure.
+
+    For each run: forward KL, reverse KL and JSD to the data in nats (exact Monte Carlo where
+    both densities are known, a toy's and a flow's; kNN otherwise: see
+    :mod:`physgan.comparison`), modes and high-quality fraction on toys, W1M, W1P, FPD, KPD
+    on jets, the classifier AUC, the held-out negative log-likelihood for a flow (the -ELBO
+    bound for a VAE; normalised units), and samples per second of :func:`sample`. ``n``
+    samples per run are compared with ``2 n`` draws of a toy's truth or with the held-out
+    data. Writes ``compare.md``, ``compare.json`` and ``compare.png`` into ``out``.
+    """
+    import time
+
+    from physgan.comparison import divergences, format_table
+    from physgan.evaluation import data_kind, evaluate_samples
+    from physgan.report.plots import ComparisonPanel, comparison_figure
+    from physgan.report.theory_figure import save_figure
+
+    if not run_dirs:
+        raise ConfigError("compare: give at least one run directory")
+    if n < 2:
+        raise ConfigError(f"-n: comparison needs at least 2 samples per run, got {n}")
+    _check_seed(seed)
+    loaded = [_load_run(run_dir) for run_dir in run_dirs]  # every run checked before work
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot create ({err.strerror})") from None
+    rows, panels = [], []
+    for run, config, meta, state in loaded:
+        data = _load_data(config)
+        kind = data_kind(data.sample_shape, data.truth)
+        if data.truth is not None:
+            real = data.truth.sample(2 * n, derive_seed(seed, _EVAL_TRUTH)).astype(np.float32)
+        else:
+            real = data.x_holdout
+        times = []
+        for _ in range(2):  # the second draw runs warm; both draw the same samples
+            start = time.perf_counter()
+            generated = _sample_run(run, config, meta, state, n, seed)
+            times.append(time.perf_counter() - start)
+        scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, figures=False)
+        log_p = None if data.truth is None else data.truth.log_prob
+        log_q = _model_log_density(run, state) if log_p is not None else None
+        row: dict[str, Any] = {
+            "run": run.root.name,
+            "path": str(run.root),
+            "family": config.model.family,
+            "data": str(config.data.path or config.data.name),
+            "kind": kind,
+            "step": state.step,
+            **divergences(real, generated, kind=kind, log_p=log_p, log_q=log_q),
+            "holdout_nll": _last_likelihood(run),
+            "samples_per_s": n / min(times),
+        }
+        metrics = scored.metrics
+        if "modes" in metrics:
+            row["modes"] = f"{metrics['modes']}/{metrics['n_modes']}"
+            row["high_quality"] = metrics["high_quality"]
+        for name in ("w1m", "w1p", "fpd", "kpd", "auc"):
+            if name in metrics:
+                row[name] = {"value": metrics[name]["value"], "std": metrics[name]["std"]}
+        rows.append(_json_ready(row))
+        panels.append(
+            ComparisonPanel(f"{run.root.name} ({config.model.family})", real, generated, data.truth)
+        )
+    table = format_table(rows)
+    markdown = out / "compare.md"
+    write_atomic(markdown, table + "\n")
+    json_path = out / "compare.json"
+    RunDir(out).write_json(json_path, {"n": n, "seed": seed, "runs": rows})
+    figure = save_figure(comparison_figure(panels), out / "compare.png")
+    return Comparison(rows, table, figure, json_path, markdown)
 
 
 # Paper units of the jet metrics: tables show W1M, W1P, FPD and KPD x 10^3 and W1EFP x 10^5.

@@ -50,6 +50,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    result = api.compare(args.run_dirs, out=args.out, n=args.n, seed=args.seed)
+    print(result.table)
+    print(f"\nwrote {result.markdown}, {result.json} and {result.figure}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from physgan import api
 
@@ -150,6 +158,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _rejection_flag(p)
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "compare", help="runs side by side: KL both ways, JSD, the data's metrics, speed"
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default="compare", help="directory for compare.{md,json,png}")
+    p.add_argument("-n", type=int, default=5_000, help="samples per run (default 5000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
     p.add_argument("--out", default="theory", help="directory for theory.png and theory.json")

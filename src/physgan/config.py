@@ -116,7 +116,8 @@ DiscriminatorConfig = Annotated[
 ]
 
 
-class ModelConfig(_Section):
+class GANModelConfig(_Section):
+    family: Literal["gan"] = "gan"
     generator: GeneratorConfig = MLPGeneratorConfig()
     discriminator: DiscriminatorConfig = MLPDiscriminatorConfig()
 
@@ -130,6 +131,42 @@ class ModelConfig(_Section):
             if isinstance(values.get(role), dict) and "kind" not in values[role]:
                 values[role] = {"kind": "mlp", **values[role]}
         return values
+
+
+class VAEModelConfig(_Section):
+    """A Gaussian VAE (Kingma & Welling 2014, arXiv:1312.6114) trained on the (beta-)ELBO."""
+
+    family: Literal["vae"]
+    latent_dim: PositiveInt = 8  # dimension of z ~ N(0, I)
+    hidden: PositiveInt = 256  # width of the encoder's and the decoder's hidden layers
+    depth: Annotated[int, Field(ge=0)] = 3  # hidden layers of each (0: linear)
+    activation: Activation = "relu"
+    decoder: Literal["mlp", "conv"] = "mlp"  # conv: deconvolutional (DCGAN) decoder for images
+    base_channels: PositiveInt = 32  # conv decoder: channels of its last upsampling block
+    min_sigma: Annotated[float, Field(gt=0, lt=1)] = 1e-2  # decoder std floor (normalised units)
+    beta: Annotated[float, Field(ge=0)] = 1.0  # weight of KL(q(z|x) || p(z)) (Higgins et al.)
+    kl_warmup: Annotated[int, Field(ge=0)] = 0  # steps over which the KL weight rises to beta
+
+
+class FlowModelConfig(_Section):
+    """A normalising flow (zuko) trained by maximum likelihood: the likelihood baseline."""
+
+    family: Literal["flow"]
+    kind: Literal["nsf", "maf"] = "nsf"  # neural spline flow or masked autoregressive flow
+    transforms: PositiveInt = 4  # flow layers
+    hidden: PositiveInt = 128  # width of each layer's conditioner network
+    depth: PositiveInt = 2  # hidden layers of each conditioner
+    bins: PositiveInt = 8  # nsf: spline bins
+    passes: Annotated[int, Field(ge=2)] | None = None  # None: autoregressive; 2: coupling layers
+    # Std of Gaussian noise added to training batches (normalised units): keeps the density
+    # finite on discrete or constant features such as particle masks and zero padding.
+    dequantize: Annotated[float, Field(ge=0)] = 0.0
+
+
+ModelConfig = Annotated[
+    GANModelConfig | VAEModelConfig | FlowModelConfig, Field(discriminator="family")
+]
+_UNION_TAGS = {"gan", "vae", "flow", "mlp", "dcgan", "epic"}
 
 
 class LossConfig(_Section):
@@ -148,9 +185,9 @@ class TrainConfig(_Section):
     steps: PositiveInt = 5_000  # generator steps
     batch_size: PositiveInt = 256
     n_critic: PositiveInt = 1  # discriminator steps per generator step
-    lr_g: PositiveFloat = 2e-4
+    lr_g: PositiveFloat = 2e-4  # G's learning rate; the whole model's for a VAE or a flow
     lr_d: PositiveFloat = 2e-4
-    betas_g: tuple[Beta, Beta] = (0.5, 0.999)
+    betas_g: tuple[Beta, Beta] = (0.5, 0.999)  # Adam betas of G (of a VAE or flow: 0.9, 0.999)
     betas_d: tuple[Beta, Beta] = (0.5, 0.999)
     ema: Annotated[float, Field(gt=0, lt=1)] | None = 0.999  # EMA decay of G; None: off
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
@@ -167,13 +204,49 @@ class SampleConfig(_Section):
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
 
 
+_DEFAULTS = {"loss": LossConfig(), "train": TrainConfig(), "sample": SampleConfig()}
+_GAN_ONLY = {
+    "loss": tuple(LossConfig.model_fields),
+    "train": ("n_critic", "lr_d", "betas_d"),
+    "sample": tuple(SampleConfig.model_fields),
+}
+
+
 class Config(_Section):
     seed: Annotated[int, Field(ge=0)] = 0  # every random stream of the run derives from it
     data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
+    model: ModelConfig = GANModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     sample: SampleConfig = SampleConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_family(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            model = values.get("model")
+            if isinstance(model, str):  # model: vae
+                values = {**values, "model": {"family": model}}
+            elif isinstance(model, dict) and "family" not in model:
+                values = {**values, "model": {"family": "gan", **model}}
+        return values
+
+    @model_validator(mode="after")
+    def _gan_only_settings(self) -> Config:
+        if self.model.family == "gan":
+            return self
+        # Compared with the defaults, not with what was set: a saved config lists every key.
+        gan_only = [
+            f"{name}.{key}"
+            for name, keys in _GAN_ONLY.items()
+            for key in keys
+            if getattr(getattr(self, name), key) != getattr(_DEFAULTS[name], key)
+        ]
+        if gan_only:
+            raise ValueError(
+                f"{gan_only[0]}: a GAN setting, but model.family is {self.model.family}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _rejection_needs_a_logit(self) -> Config:
@@ -187,7 +260,7 @@ class Config(_Section):
                 f"sample.rejection needs a discriminator logit: use loss minimax or "
                 f"nonsaturating, not {self.loss.name}"
             )
-        if self.model.discriminator.pack != 1:
+        if self.model.family != "gan" or self.model.discriminator.pack != 1:
             raise ValueError("sample.rejection needs per-sample scores: model.discriminator.pack 1")
         return self
 
@@ -198,11 +271,19 @@ class Config(_Section):
 
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).endswith("Config"))
-    loc = loc.replace(".mlp", "").replace(".dcgan", "")
-    msg = first["msg"]
+    parts: list[str] = []
+    for part in map(str, first["loc"]):
+        tag = part in _UNION_TAGS and parts[-1:] in (["model"], ["generator"], ["discriminator"])
+        if not (tag or part.endswith("Config")):
+            parts.append(part)
+    loc = ".".join(parts)
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] == "union_tag_invalid":
+        ctx = first["ctx"]
+        msg = f"unknown {ctx['discriminator'].strip(chr(39))} {ctx['tag']!r}; choose from: "
+        msg += ctx["expected_tags"].replace("'", "")
     elif "input" in first and not isinstance(first["input"], dict | list):
         msg += f" (got {first['input']!r})"
     where = f"{loc}: " if loc else ""

@@ -18,7 +18,7 @@ import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import scipy.integrate
@@ -26,6 +26,9 @@ import scipy.linalg
 import scipy.special
 from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = [
     "js_density",
@@ -36,6 +39,7 @@ __all__ = [
     "kl_gaussian",
     "kl_knn",
     "kl_mvn",
+    "kl_standard_normal",
     "log_density",
 ]
 
@@ -125,6 +129,22 @@ def kl_gaussian(
     t = 2.0 * (np.log(sp) - np.log(sq))
     kl = 0.5 * np.maximum(np.expm1(t) - t, 0.0) + 0.5 * ((mp - mq) / sq) ** 2
     return kl / log_base
+
+
+def kl_standard_normal(mu: ArrayLike | Tensor, log_var: ArrayLike | Tensor) -> np.ndarray | Tensor:
+    """KL(N(mu, exp(log_var)) || N(0, 1)) per element, in nats: a VAE's KL to its prior.
+
+    The closed form of :func:`kl_gaussian` with Q = N(0, 1), written as
+    (expm1(t) - t + mu^2) / 2 with t = log_var so that it is exact near t = 0. Takes NumPy
+    arrays or torch tensors (differentiable; the result is a tensor of the broadcast shape).
+
+    >>> float(kl_standard_normal(1.0, 0.0))
+    0.5
+    """
+    if hasattr(log_var, "expm1"):  # a torch tensor: stay in torch, keep the graph
+        return 0.5 * (log_var.expm1() - log_var + mu**2)
+    mu, log_var = np.asarray(mu, dtype=float), np.asarray(log_var, dtype=float)
+    return 0.5 * (np.expm1(log_var) - log_var + mu**2)
 
 
 def _as_mean_cov(mean: ArrayLike, cov: ArrayLike, which: str) -> tuple[np.ndarray, np.ndarray]:

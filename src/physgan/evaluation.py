@@ -146,12 +146,13 @@ def evaluate_samples(
     seed: int,
     truth: GaussianMixture | None = None,
     training_rows: list[dict[str, float]] | None = None,
+    figures: bool = True,
 ) -> Evaluation:
     """Score ``generated`` against ``real`` (same shape per sample, in physics units).
 
     ``real`` holds at least twice as many samples as are compared: the floor of each metric
     uses two disjoint halves of it. Returns the metrics (each {value, std, floor, floor_std,
-    verdict}) and the report's rows and figures.
+    verdict}) and the report's rows and, with ``figures``, its figures.
     """
     from physgan.report.plots import training_curves
 
@@ -193,6 +194,8 @@ def evaluate_samples(
         scored = with_floor(metric, real, generated, seed=seed, ideal=0.5 if name == "auc" else 0)
         result.metrics[name] = scored._asdict()
         result.rows.append(SummaryRow(name, *scored))
+    if not figures:
+        return result
     result.figures = _figures(kind, real, generated, truth)
     if training_rows:
         result.figures.append(("Training curves", training_curves(training_rows)))

@@ -35,6 +35,13 @@ class Standardize:
     def inverse(self, x_norm: np.ndarray) -> np.ndarray:
         return np.asarray(x_norm) * np.asarray(self.std) + np.asarray(self.mean)
 
+    def log_abs_det(self, x: np.ndarray) -> np.ndarray:
+        """log |det d forward / dx| per sample (n,): -sum log std, so that a density q_norm
+        of the normalised data is the density q_norm(forward(x)) exp(log_abs_det) of x."""
+        x = np.asarray(x)
+        per_sample = np.prod(x.shape[1:-1], dtype=int) * np.log(np.asarray(self.std)).sum()
+        return np.full(x.shape[0], -per_sample)
+
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "standardize", "mean": list(self.mean), "std": list(self.std)}
 
@@ -48,6 +55,10 @@ class Identity:
 
     def inverse(self, x_norm: np.ndarray) -> np.ndarray:
         return np.asarray(x_norm)
+
+    def log_abs_det(self, x: np.ndarray) -> np.ndarray:
+        """Zeros (n,): the identity changes no volume."""
+        return np.zeros(np.shape(x)[0])
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "none"}

@@ -8,8 +8,9 @@ the same way. Layouts are those of :mod:`physgan.data.jets` and :mod:`physgan.da
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import matplotlib as mpl
 import numpy as np
@@ -23,6 +24,8 @@ from physgan.errors import DataError
 
 __all__ = [
     "PARTICLE_LABELS",
+    "ComparisonPanel",
+    "comparison_figure",
     "feature_histograms",
     "mean_images",
     "multiplicity_histogram",
@@ -368,6 +371,21 @@ def training_curves(rows: Sequence[Mapping[str, float]]) -> Figure:
     return fig
 
 
+def _draw_toy(ax: Any, x: np.ndarray, mixture: GaussianMixture, grid: int) -> None:
+    """Samples x (n, 2) over the 1/2/3-sigma contours of the mixture's log-density, on ax."""
+    reach = 3 * mixture.stds
+    lo = np.minimum(x.min(axis=0), (mixture.means - reach).min(axis=0))
+    hi = np.maximum(x.max(axis=0), (mixture.means + reach).max(axis=0))
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
+    log_p = mixture.log_prob(np.stack([g1.ravel(), g2.ravel()], axis=-1)).reshape(g1.shape)
+    levels = log_p.max() - np.array([4.5, 2.0, 0.5])
+    ax.contour(g1, g2, log_p, levels=levels[levels > log_p.min()], colors="tab:red")
+    ax.scatter(x[:, 0], x[:, 1], s=2, alpha=0.5, color=_GEN_COLOUR, label=f"generated (N={len(x)})")
+    ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+
+
 def toy_scatter(samples: ArrayLike, mixture: GaussianMixture, *, grid: int = 300) -> Figure:
     """2-D samples over contours of the true log-density of a toy mixture.
 
@@ -379,29 +397,85 @@ def toy_scatter(samples: ArrayLike, mixture: GaussianMixture, *, grid: int = 300
     >>> toy_scatter(ring.sample(100, seed=0), ring).axes[0].get_xlabel()
     '$x_1$'
     """
+    x = _check_toy(samples, mixture)
+    with mpl.rc_context(_STYLE):
+        fig = Figure(figsize=(6.0, 6.0), layout="constrained")
+        ax = fig.subplots()
+        _draw_toy(ax, x, mixture, grid)
+        handles, _ = ax.get_legend_handles_labels()
+        contour = Line2D([], [], color="tab:red", label=r"true density, 1/2/3$\sigma$")
+        ax.legend(handles=[*handles, contour], loc="upper right")
+        ax.set_title("generated samples over the true density")
+    return fig
+
+
+def _check_toy(samples: ArrayLike, mixture: GaussianMixture) -> np.ndarray:
     x = _finite(samples, "samples", 2)
     if x.shape[1] != 2 or mixture.dim != 2:
         raise DataError(
             f"toy_scatter needs 2-D samples and mixture, got {x.shape[1]} and {mixture.dim}"
         )
-    reach = 3 * mixture.stds
-    lo = np.minimum(x.min(axis=0), (mixture.means - reach).min(axis=0))
-    hi = np.maximum(x.max(axis=0), (mixture.means + reach).max(axis=0))
-    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid))
-    log_p = mixture.log_prob(np.stack([g1.ravel(), g2.ravel()], axis=-1)).reshape(g1.shape)
-    levels = log_p.max() - np.array([4.5, 2.0, 0.5])
+    return x
+
+
+def comparison_figure(panels: Sequence[ComparisonPanel]) -> Figure:
+    """One panel per run, side by side: 2-D toys as samples over the true density, jets as
+    the relative jet mass, images as the mean generated image, other data as their first
+    feature (real vs generated histograms).
+
+    >>> from physgan.data.toy import ring8
+    >>> x = ring8().sample(200, seed=0)
+    >>> fig = comparison_figure([ComparisonPanel("gan", x, x, ring8())] * 2)
+    >>> len(fig.axes)
+    2
+    """
     with mpl.rc_context(_STYLE):
-        fig = Figure(figsize=(6.0, 6.0), layout="constrained")
-        ax = fig.subplots()
-        ax.contour(g1, g2, log_p, levels=levels[levels > log_p.min()], colors="tab:red")
-        ax.scatter(
-            x[:, 0], x[:, 1], s=2, alpha=0.5, color=_GEN_COLOUR, label=f"generated (N={len(x)})"
-        )
-        handles, _ = ax.get_legend_handles_labels()
-        contour = Line2D([], [], color="tab:red", label=r"true density, 1/2/3$\sigma$")
-        ax.legend(handles=[*handles, contour], loc="upper right")
-        ax.set_aspect("equal")
-        ax.set_xlabel("$x_1$")
-        ax.set_ylabel("$x_2$")
-        ax.set_title("generated samples over the true density")
+        columns = min(len(panels), 3)
+        rows = math.ceil(len(panels) / columns)
+        fig = Figure(figsize=(4.2 * columns, 4.0 * rows), layout="constrained")
+        axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+        for ax, panel in zip(axes, panels, strict=False):
+            _draw_panel(ax, panel)
+            ax.set_title(panel.title)
+        for ax in axes[len(panels) :]:
+            fig.delaxes(ax)
     return fig
+
+
+class ComparisonPanel(NamedTuple):
+    """One run in :func:`comparison_figure`: its title, real and generated samples, truth."""
+
+    title: str
+    real: np.ndarray
+    generated: np.ndarray
+    truth: GaussianMixture | None = None
+
+
+def _draw_panel(ax: Any, panel: ComparisonPanel) -> None:
+    real, gen = np.asarray(panel.real), np.asarray(panel.generated)
+    if panel.truth is not None and real.ndim == 2 and real.shape[1] == 2:
+        _draw_toy(ax, _check_toy(gen, panel.truth), panel.truth, 200)
+        return
+    if real.ndim == 3 and real.shape[-1] == 4:  # particle clouds
+        from physgan.metrics.jetfeatures import jet_features
+
+        real, gen, label = jet_features(real)[:, 3], jet_features(gen)[:, 3], "jet mass / jet pT"
+    elif real.ndim == 4:  # images
+        ax.imshow(gen[:, 0].mean(axis=0), norm=LogNorm(), cmap="viridis", origin="lower")
+        ax.set_xlabel("generated mean image")
+        return
+    else:
+        real, gen, label = real.reshape(len(real), -1)[:, 0], gen.reshape(len(gen), -1)[:, 0], "x1"
+    edges = np.histogram_bin_edges(np.concatenate([real, gen]), bins=40)
+    ax.hist(
+        real,
+        bins=edges,
+        density=True,
+        histtype="stepfilled",
+        alpha=0.3,
+        color=_REAL_COLOUR,
+        label="real",
+    )
+    ax.hist(gen, bins=edges, density=True, histtype="step", color=_GEN_COLOUR, label="generated")
+    ax.set_xlabel(label)
+    ax.legend()

@@ -3,12 +3,14 @@
 from physgan.training.checkpoint import load_checkpoint, save_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.seeding import derive_seed, step_generator
-from physgan.training.state import GANState
+from physgan.training.state import GANState, LikelihoodState, TrainingState
 from physgan.training.steps import gan_eval, gan_step
 
 __all__ = [
     "Callback",
     "GANState",
+    "LikelihoodState",
+    "TrainingState",
     "derive_seed",
     "fit",
     "gan_eval",

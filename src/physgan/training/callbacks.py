@@ -97,7 +97,7 @@ class ProgressBar:
         self.bar.update(1)
         if self.metrics is not None and self.metrics.latest is not self._shown:
             self._shown = self.metrics.latest
-            keys = ("d_loss", "g_loss", "jsd_bound")
+            keys = ("d_loss", "g_loss", "jsd_bound", "loss", "holdout_elbo", "holdout_nll")
             self.bar.set_postfix({k: f"{self._shown[k]:.3f}" for k in keys if k in self._shown})
 
     def on_end(self, state: Any) -> None:

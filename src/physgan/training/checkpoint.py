@@ -17,12 +17,12 @@ from safetensors.torch import load_file, save
 
 from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
-from physgan.training.state import GANState
+from physgan.training.state import TrainingState
 
 __all__ = ["load_checkpoint", "save_checkpoint"]
 
 
-def _flatten(state: GANState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _flatten(state: TrainingState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors: dict[str, torch.Tensor] = {}
     for name, module in state.modules().items():
         for key, value in module.state_dict().items():
@@ -39,7 +39,9 @@ def _flatten(state: GANState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return tensors, {"step": state.step, "param_groups": groups}
 
 
-def save_checkpoint(path: str | Path, state: GANState, extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path, state: TrainingState, extra: dict[str, Any] | None = None
+) -> None:
     """Write ``state`` to ``path`` atomically: temporary file, fsync, rename."""
     path = Path(path)
     tensors, meta = _flatten(state)
@@ -49,7 +51,7 @@ def save_checkpoint(path: str | Path, state: GANState, extra: dict[str, Any] | N
     write_atomic(path, blob)
 
 
-def load_checkpoint(path: str | Path, state: GANState) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` into ``state``; return its metadata."""
     path = Path(path)
     try:

@@ -1,4 +1,4 @@
-"""Everything that changes during GAN training, and nothing else."""
+"""Everything that changes during training, and nothing else: one state class per family."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel
 
-__all__ = ["GANState"]
+__all__ = ["GANState", "LikelihoodState", "TrainingState"]
 
 
 @dataclass
@@ -35,3 +35,30 @@ class GANState:
 
     def optimizers(self) -> dict[str, Optimizer]:
         return {"opt_g": self.opt_g, "opt_d": self.opt_d}
+
+
+@dataclass
+class LikelihoodState:
+    """A VAE or a flow (one network trained on a likelihood), its optimiser, EMA and step."""
+
+    model: nn.Module
+    opt: Optimizer
+    ema: AveragedModel | None = None
+    step: int = 0
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The model used for sampling: the EMA copy when enabled."""
+        return self.model if self.ema is None else self.ema.module
+
+    def modules(self) -> dict[str, nn.Module]:
+        mods = {"model": self.model}
+        if self.ema is not None:
+            mods["ema"] = self.ema
+        return mods
+
+    def optimizers(self) -> dict[str, Optimizer]:
+        return {"opt": self.opt}
+
+
+TrainingState = GANState | LikelihoodState

@@ -9,9 +9,17 @@ from torch import Tensor
 
 from physgan.losses import Objective, gradient_penalty, jsd_lower_bound, r1_penalty
 from physgan.training.seeding import step_generator
-from physgan.training.state import GANState
+from physgan.training.state import GANState, LikelihoodState
 
-__all__ = ["BatchSampler", "gan_eval", "gan_step"]
+__all__ = [
+    "BatchSampler",
+    "gan_eval",
+    "gan_step",
+    "nll_eval",
+    "nll_step",
+    "vae_eval",
+    "vae_step",
+]
 
 # (batch_size, generator) -> (x, cond or None): real training data, drawn with the given stream.
 BatchSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
@@ -110,3 +118,99 @@ def gan_eval(
         "holdout_d_fake": torch.sigmoid(fake_out).mean().item(),
         "jsd_bound": jsd_lower_bound(real_out, fake_out).item(),
     }
+
+
+def _minimise(state: LikelihoodState, loss: Tensor) -> None:
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt.step()
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
+
+
+def vae_step(
+    *,
+    sample_real: BatchSampler,
+    batch_size: int,
+    seed: int,
+    beta: float = 1.0,
+    warmup: int = 0,
+) -> Callable[[LikelihoodState], dict[str, Tensor]]:
+    """One step on the negative beta-ELBO, E[beta_t KL(q(z|x) || p(z)) - log p(x|z)].
+
+    beta_t rises linearly from beta / warmup to beta over the first ``warmup`` steps (KL
+    annealing, Bowman et al. 2016, arXiv:1511.06349), which keeps the decoder from learning to
+    ignore z before the encoder carries information (posterior collapse). Returns detached
+    scalars in nats per sample (normalised units): ``loss``, ``elbo`` (the bound on log p(x),
+    at beta = 1) and ``kl``.
+    """
+
+    def step(state: LikelihoodState) -> dict[str, Tensor]:
+        gen = step_generator(seed, state.step)
+        x, cond = sample_real(batch_size, gen)
+        reconstruction, kl = state.model.elbo_terms(x, cond, generator=gen)
+        beta_t = beta * min(1.0, (state.step + 1) / warmup) if warmup else beta
+        loss = (beta_t * kl - reconstruction).mean()
+        _minimise(state, loss)
+        return {
+            "loss": loss.detach(),
+            "elbo": (reconstruction - kl).mean().detach(),
+            "kl": kl.mean().detach(),
+        }
+
+    return step
+
+
+def nll_step(
+    *, sample_real: BatchSampler, batch_size: int, seed: int, dequantize: float = 0.0
+) -> Callable[[LikelihoodState], dict[str, Tensor]]:
+    """One maximum-likelihood step: minimise -E[log q(x)], i.e. KL(p_data || q) + H(p_data).
+
+    ``dequantize`` is the std of Gaussian noise added to each batch (normalised units), which
+    keeps the density finite on discrete or constant features (masks, zero padding). Returns
+    ``loss`` = ``nll``, nats per sample in normalised units.
+    """
+
+    def step(state: LikelihoodState) -> dict[str, Tensor]:
+        gen = step_generator(seed, state.step)
+        x, cond = sample_real(batch_size, gen)
+        if dequantize:
+            x = x + dequantize * torch.randn(x.shape, generator=gen)
+        loss = -state.model.log_prob(x, cond).mean()
+        _minimise(state, loss)
+        return {"loss": loss.detach()}
+
+    return step
+
+
+def _held_out(state: LikelihoodState, fn: Callable[[], Tensor]) -> float:
+    model = state.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return fn().mean().item()
+    finally:
+        model.train(was_training)
+
+
+def vae_eval(
+    state: LikelihoodState, *, holdout: tuple[Tensor, Tensor | None], seed: int
+) -> dict[str, float]:
+    """``holdout_elbo``: the ELBO (beta = 1) of held-out data, nats per sample."""
+    x, cond = holdout
+    gen = step_generator(seed, state.step, 1)
+
+    def elbo() -> Tensor:
+        reconstruction, kl = state.model.elbo_terms(x, cond, generator=gen)
+        return reconstruction - kl
+
+    return {"holdout_elbo": _held_out(state, elbo)}
+
+
+def nll_eval(
+    state: LikelihoodState, *, holdout: tuple[Tensor, Tensor | None], seed: int
+) -> dict[str, float]:
+    """``holdout_nll``: -log q(x) of held-out data, nats per sample (``seed`` is unused)."""
+    x, cond = holdout
+    return {"holdout_nll": _held_out(state, lambda: -state.model.log_prob(x, cond))}

@@ -1,0 +1,149 @@
+"""What ``physgan compare`` puts side by side: divergences to the data and a table of runs.
+
+The lecture's claim is about divergences, so every run gets forward KL(p_data || p_model),
+reverse KL(p_model || p_data) and JS(p_data, p_model), in nats:
+
+* ``kNN`` for every run (a GAN or a VAE has no tractable density; real data have none): the
+  k-nearest-neighbour estimators of :mod:`physgan.divergences`, on the samples themselves,
+  or for particle clouds on the jets' [pt, eta, phi, mass] standardised by the real jets;
+* ``exact`` as well where both densities are known (a toy's truth and a flow): Monte Carlo
+  with standard errors, KL(p||q) = E_p[log p - log q], JS = E_p[log 2p/(p+q)] / 2 +
+  E_q[log 2q/(p+q)] / 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["COLUMNS", "divergences", "format_table"]
+
+LogDensity = Callable[[np.ndarray], np.ndarray]
+
+# (key in a run's row, column title, how to print the value)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("run", "run", "s"),
+    ("family", "family", "s"),
+    ("data", "data", "s"),
+    ("kl_forward_exact", "KL(data||model) exact", "e"),
+    ("kl_reverse_exact", "KL(model||data) exact", "e"),
+    ("jsd_exact", "JSD exact", "e"),
+    ("kl_forward_knn", "KL(data||model) kNN", "e"),
+    ("kl_reverse_knn", "KL(model||data) kNN", "e"),
+    ("jsd_knn", "JSD kNN", "e"),
+    ("modes", "modes", "s"),
+    ("high_quality", "high quality", "%"),
+    ("w1m", "W1M x1e3", "m"),
+    ("w1p", "W1P x1e3", "m"),
+    ("fpd", "FPD x1e3", "m"),
+    ("kpd", "KPD x1e3", "m"),
+    ("auc", "AUC", "e"),
+    ("holdout_nll", "NLL bound", "f"),
+    ("samples_per_s", "samples/s", "r"),
+)
+
+
+def _estimate(values: np.ndarray) -> tuple[float, float]:
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def _exact(
+    real: np.ndarray, generated: np.ndarray, log_p: LogDensity, log_q: LogDensity
+) -> dict[str, dict[str, float]]:
+    lp_real, lq_real = log_p(real), log_q(real)
+    lp_gen, lq_gen = log_p(generated), log_q(generated)
+    forward = _estimate(lp_real - lq_real)
+    reverse = _estimate(lq_gen - lp_gen)
+    js_real = lp_real - (np.logaddexp(lp_real, lq_real) - math.log(2))
+    js_gen = lq_gen - (np.logaddexp(lp_gen, lq_gen) - math.log(2))
+    (a, a_err), (b, b_err) = _estimate(js_real), _estimate(js_gen)
+    jsd = ((a + b) / 2, math.hypot(a_err, b_err) / 2)
+    return {
+        f"{name}_exact": {"value": value, "std": std}
+        for name, (value, std) in (("kl_forward", forward), ("kl_reverse", reverse), ("jsd", jsd))
+    }
+
+
+def _knn_features(real: np.ndarray, generated: np.ndarray, kind: str) -> tuple[np.ndarray, ...]:
+    if kind == "jets":
+        from physgan.data.jets import canonical_cloud
+        from physgan.metrics.jetfeatures import jet_features
+
+        real, generated = jet_features(real), jet_features(canonical_cloud(generated))
+    real = real.reshape(len(real), -1).astype(np.float64)
+    generated = generated.reshape(len(generated), -1).astype(np.float64)
+    mean, std = real.mean(axis=0), real.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (real - mean) / std, (generated - mean) / std
+
+
+def divergences(
+    real: np.ndarray,
+    generated: np.ndarray,
+    *,
+    kind: str,
+    log_p: LogDensity | None = None,
+    log_q: LogDensity | None = None,
+) -> dict[str, dict[str, float | None]]:
+    """Forward KL, reverse KL and JSD of real vs generated samples, each {value, std}.
+
+    Always the kNN estimates (``kl_forward_knn``, ``kl_reverse_knn``, ``jsd_knn``; ``std``
+    None: the estimators give no error bar), so that every run is measured the same way;
+    with ``log_p`` (the data's log-density) and ``log_q`` (the model's) also the exact Monte
+    Carlo ones (``kl_forward_exact``, ...). ``kind`` is :func:`physgan.evaluation.data_kind`'s;
+    for ``jets`` kNN uses jet features.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = lambda x: -0.5 * (x[:, 0] ** 2 + math.log(2 * math.pi))
+    >>> q = lambda x: -0.5 * ((x[:, 0] - 1) ** 2 + math.log(2 * math.pi))
+    >>> d = divergences(rng.normal(0, 1, (100_000, 1)), rng.normal(1, 1, (100_000, 1)),
+    ...                 kind="vectors", log_p=p, log_q=q)
+    >>> round(d["kl_forward_exact"]["value"], 2), round(d["kl_forward_knn"]["value"], 1)
+    (0.5, 0.5)
+    """
+    from physgan.divergences import js_knn, kl_knn
+
+    a, b = _knn_features(real, generated, kind)
+    knn = {"kl_forward": kl_knn(a, b), "kl_reverse": kl_knn(b, a), "jsd": js_knn(a, b)}
+    result: dict[str, dict[str, float | None]] = {
+        f"{name}_knn": {"value": value, "std": None} for name, value in knn.items()
+    }
+    if log_p is not None and log_q is not None:
+        result |= _exact(real, generated, log_p, log_q)
+    return result
+
+
+def _cell(value: Any, style: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):  # {value, std[, method]}
+        text = _cell(value["value"], style)
+        if value.get("std") is not None and value["value"] is not None:
+            text += f" ± {_cell(value['std'], style)}"
+        return text
+    if style == "s":
+        return str(value)
+    if style == "%":
+        return f"{100 * value:.1f}%"
+    if style == "m":
+        return f"{1e3 * value:.3g}"
+    if style == "r":
+        return f"{value:,.0f}"
+    if style == "f":
+        return f"{value:.3f}"
+    return f"{value:.3g}"
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table of the runs, with only the columns some run has a value for."""
+    columns = [c for c in COLUMNS if any(row.get(c[0]) is not None for row in rows)]
+    lines = [
+        "| " + " | ".join(title for _, title, _ in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(k), s) for k, _, s in columns) + " |")
+    return "\n".join(lines)
