@@ -175,6 +175,7 @@ def test_compare_exact_on_a_toy(tmp_path):
         row["kl_forward_exact"]["value"], abs=0.1
     )
     assert row["modes"].endswith("/2")
+    assert 0.5 < row["mode_width"] < 2
 
 
 def test_compare_refuses_a_bad_run_before_writing(runs, tmp_path, capsys):

@@ -7,9 +7,14 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import platform
-from collections.abc import Callable, Sequence
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -21,7 +26,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from physgan import __version__
-from physgan.atomic import write_atomic
+from physgan.atomic import remove_stale, write_atomic
 from physgan.config import (
     Config,
     FlowModelConfig,
@@ -40,7 +45,7 @@ from physgan.data.transforms import (
     Standardize,
     transform_from_dict,
 )
-from physgan.errors import CheckpointError, ConfigError, DataError
+from physgan.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.models.pointcloud import multiplicity_counts
@@ -54,7 +59,7 @@ from physgan.training import (
     fit,
     load_checkpoint,
 )
-from physgan.training.callbacks import Checkpointer, MetricsLogger, ProgressBar
+from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
 from physgan.training.rundir import RunDir
 from physgan.training.steps import (
     BatchSampler,
@@ -82,6 +87,8 @@ __all__ = [
     "train",
 ]
 
+log = logging.getLogger(__name__)
+
 # Stream identifiers mixed into derive_seed(seed, ...): one per independent use of the seed.
 _INIT, _SAMPLE, _EVAL_TRUTH, _REJECT, _CALIBRATE = 2, 3, 4, 5, 6
 _CHUNK = 65_536  # samples generated per forward pass in `sample`
@@ -89,11 +96,13 @@ _CHUNK = 65_536  # samples generated per forward pass in `sample`
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a run lives, how far it got, and its last logged metrics."""
+    """Where a run lives, how far it got, its last logged metrics, and the signal (SIGINT or
+    SIGTERM) that stopped it early, after a checkpoint, if one did."""
 
     run_dir: Path
     step: int
     metrics: dict[str, float]
+    stopped_by: str | None = None
 
 
 def _as_config(config: Config | dict[str, Any] | str | Path, overrides: tuple[str, ...]) -> Config:
@@ -280,6 +289,9 @@ def train(
     )
 
     # Everything is validated; only now does the run directory get its files.
+    _check_disk_space(run, state)
+    if resume and run.root.is_dir():
+        remove_stale(run.root)  # temporary files of writes a kill interrupted
     if resuming:
         load_checkpoint(run.checkpoint, state)
         run.truncate_metrics(state.step)
@@ -305,11 +317,91 @@ def train(
     logger = MetricsLogger(
         run.metrics, every=t.log_every, evaluate=evaluate_fn, tensorboard_dir=run.tensorboard
     )
-    hooks: list[Callback] = [logger, Checkpointer(run.checkpoint, every=t.checkpoint_every)]
+    checkpointer = Checkpointer(run.checkpoint, every=t.checkpoint_every)
+    checkpointer.saved_at = state.step if resuming else -1
+    hooks: list[Callback] = [FiniteGuard(), logger, checkpointer]
     if progress:
         hooks.append(ProgressBar(t.steps, state.step, logger))
-    fit(state, step_fn, max_steps=t.steps, callbacks=[*hooks, *callbacks])
-    return TrainResult(run.root, state.step, logger.latest)
+    rollbacks = 0
+    with _stop_on_signals() as stopped:
+        while True:
+            try:
+                fit(state, step_fn, max_steps=t.steps, callbacks=[*hooks, *callbacks], stop=stopped)
+                break
+            except TrainingDiverged as err:
+                if t.on_divergence == "stop" or rollbacks == t.max_rollbacks:
+                    raise _diverged(err, run, checkpointer.saved_at, rollbacks) from None
+                rollbacks += 1
+                _roll_back(state, run, str(err))
+    return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int) -> Exception:
+    kept = f"the last good checkpoint (step {saved_at}) is kept in {run.root}"
+    if saved_at < 0:
+        kept = "no checkpoint had been written yet"
+    advice = "lower the learning rates or set train.on_divergence: rollback"
+    if rollbacks:
+        advice = f"after {rollbacks} rollbacks with halved learning rates"
+    return TrainingDiverged(f"{err}; {kept} ({advice})", err.step)
+
+
+def _roll_back(state: TrainingState, run: RunDir, why: str) -> None:
+    """Reload the last checkpoint and halve every learning rate (train.on_divergence)."""
+    if not run.checkpoint.is_file():
+        raise TrainingDiverged(f"{why}; no checkpoint to roll back to", state.step)
+    load_checkpoint(run.checkpoint, state)
+    run.truncate_metrics(state.step)
+    for opt in state.optimizers().values():
+        for group in opt.param_groups:
+            group["lr"] /= 2
+    log.warning("%s: rolled back to step %d with halved learning rates", why, state.step)
+
+
+class _Stop:
+    """Set by SIGINT or SIGTERM: training stops after the current step and checkpoints."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[_Stop]:
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        stop.signal = signal.Signals(signum).name
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _check_disk_space(run: RunDir, state: TrainingState) -> None:
+    """Refuse to start when the output's file system cannot hold two checkpoints."""
+    weights = sum(
+        t.numel() * t.element_size()
+        for m in state.modules().values()
+        for t in m.state_dict().values()
+    )
+    need = 3 * 2 * weights + (16 << 20)  # weights and two Adam moments, twice (atomic write)
+    free = shutil.disk_usage(run.root).free
+    if free < need:
+        raise ConfigError(
+            f"--out {run.root}: {free / 2**20:.0f} MiB free, a run needs about "
+            f"{need / 2**20:.0f} MiB"
+        )
 
 
 def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], TrainingState]:
@@ -629,9 +721,10 @@ def compare(
 ) -> Comparison:
     """Put trained runs (any family, any data) side by side; write the table and a figure.
 
-    For each run: forward KL, reverse KL and JSD to the data in nats (exact Monte Carlo where
-    both densities are known, a toy's and a flow's; kNN otherwise: see
-    :mod:`physgan.comparison`), modes and high-quality fraction on toys, W1M, W1P, FPD, KPD
+    For each run: forward KL, reverse KL and JSD to the data in nats (kNN for every run, and
+    exact Monte Carlo too where both densities are known, a toy's and a flow's: see
+    :mod:`physgan.comparison`), modes, high-quality fraction and the width of the modes
+    relative to the truth's (:func:`physgan.comparison.mode_width`) on toys, W1M, W1P, FPD, KPD
     on jets, the classifier AUC, the held-out negative log-likelihood for a flow (the -ELBO
     bound for a VAE; normalised units), and samples per second of :func:`sample`. ``n``
     samples per run are compared with ``2 n`` draws of a toy's truth or with the held-out
@@ -639,7 +732,7 @@ def compare(
     """
     import time
 
-    from physgan.comparison import divergences, format_table
+    from physgan.comparison import divergences, format_table, mode_width
     from physgan.evaluation import data_kind, evaluate_samples
     from physgan.report.plots import ComparisonPanel, comparison_figure
     from physgan.report.theory_figure import save_figure
@@ -683,9 +776,14 @@ def compare(
             "samples_per_s": n / min(times),
         }
         metrics = scored.metrics
-        if "modes" in metrics:
+        if data.truth is not None:
             row["modes"] = f"{metrics['modes']}/{metrics['n_modes']}"
             row["high_quality"] = metrics["high_quality"]
+            flat_gen, flat_real = generated.reshape(n, -1), real.reshape(len(real), -1)
+            truth_means, truth_stds = data.truth.means, data.truth.stds
+            row["mode_width"] = mode_width(flat_gen, truth_means, truth_stds) / mode_width(
+                flat_real, truth_means, truth_stds
+            )
         for name in ("w1m", "w1p", "fpd", "kpd", "auc"):
             if name in metrics:
                 row[name] = {"value": metrics[name]["value"], "std": metrics[name]["std"]}

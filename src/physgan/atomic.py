@@ -10,7 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_path", "write_atomic"]
+__all__ = ["atomic_path", "remove_stale", "write_atomic"]
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{path.suffix}")
 
 
 @contextmanager
@@ -25,7 +29,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ('done', ['a.txt'])
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    tmp = _temporary(path)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -39,3 +43,19 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+def remove_stale(directory: str | Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``directory``; return them.
+
+    Only names :func:`atomic_path` makes (``.NAME.tmpSUFFIX`` beside an intended ``NAME``)
+    are touched.
+    """
+    stale = [
+        p
+        for p in Path(directory).glob(".*.tmp*")
+        if p.is_file() and _temporary(p.parent / p.name[1:].split(".tmp")[0]) == p
+    ]
+    for p in stale:
+        p.unlink()
+    return stale

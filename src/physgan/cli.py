@@ -1,7 +1,9 @@
 """The ``physgan`` command: parses arguments, calls :mod:`physgan.api`, maps errors to exit codes.
 
-Exit codes: 0 success, 2 bad input (config, data, run directory: one line naming the problem),
-1 an unexpected internal error (one line; ``--debug`` shows the traceback), 130 interrupted.
+Exit codes: 0 success, 2 bad input (config, data, run directory: one line naming the problem)
+or a diverged training run, 1 an unexpected internal error (one line; ``--debug`` shows the
+traceback), 130 / 143 training stopped by SIGINT / SIGTERM after writing a checkpoint (130
+also for any other interruption).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from physgan.errors import PhysganError
 __all__ = ["main"]
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
+def _cmd_train(args: argparse.Namespace) -> int:
     from physgan import api
 
     result = api.train(
@@ -29,9 +31,17 @@ def _cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         progress=not args.no_progress,
     )
+    if result.stopped_by:
+        print(
+            f"physgan: {result.stopped_by}: stopped at step {result.step} after writing a "
+            f"checkpoint; `physgan train ... --resume` continues",
+            file=sys.stderr,
+        )
+        return 130 if result.stopped_by == "SIGINT" else 143
     print(f"trained {result.step} steps -> {result.run_dir}")
     if result.metrics:
         print(json.dumps(result.metrics, indent=2))
+    return 0
 
 
 def _cmd_sample(args: argparse.Namespace) -> None:
@@ -190,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="physgan: %(message)s"
     )
     try:
-        args.func(args)
+        code = args.func(args)
     except PhysganError as err:
         print(f"physgan: error: {err}", file=sys.stderr)
         return 2
@@ -209,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ config into keyword arguments.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +26,8 @@ Activation = Literal["relu", "leaky_relu", "elu", "gelu", "silu", "tanh"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and inf are refused everywhere: no setting of a run is meaningful at either.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -193,6 +195,10 @@ class TrainConfig(_Section):
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
     checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
+    # A NaN or infinite loss or weight: stop (the last good checkpoint is kept), or roll back
+    # to that checkpoint with every learning rate halved, at most max_rollbacks times.
+    on_divergence: Literal["stop", "rollback"] = "stop"
+    max_rollbacks: Annotated[int, Field(ge=0)] = 3
 
 
 class SampleConfig(_Section):
@@ -269,13 +275,18 @@ class Config(_Section):
         return self.model_dump(mode="json")
 
 
+def _printable(text: str) -> str:
+    """``text``, or its escaped repr if it holds line breaks or other unprintable characters."""
+    return text if text.isprintable() else repr(text)
+
+
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
     parts: list[str] = []
     for part in map(str, first["loc"]):
         tag = part in _UNION_TAGS and parts[-1:] in (["model"], ["generator"], ["discriminator"])
         if not (tag or part.endswith("Config")):
-            parts.append(part)
+            parts.append(_printable(part))
     loc = ".".join(parts)
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
@@ -287,7 +298,7 @@ def _format_error(err: ValidationError) -> str:
     elif "input" in first and not isinstance(first["input"], dict | list):
         msg += f" (got {first['input']!r})"
     where = f"{loc}: " if loc else ""
-    return f"config: {where}{msg}"
+    return f"config: {where}{' '.join(msg.splitlines())}"
 
 
 def parse_config(raw: dict[str, Any] | Config) -> Config:
@@ -310,13 +321,22 @@ def parse_config(raw: dict[str, Any] | Config) -> Config:
     return config
 
 
+_OTHER_SOURCE = {"data.path": "name", "data.name": "path"}
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a raw config dict.
 
+    ``data.path`` and ``data.name`` are the two data sources: overriding one replaces the
+    config's other, unless that is overridden too.
+
     >>> apply_overrides({"train": {"steps": 10}}, ["train.steps=200", "seed=3"])
     {'train': {'steps': 200}, 'seed': 3}
+    >>> apply_overrides({"data": {"name": "ring8"}}, ["data.path=x.npy"])
+    {'data': {'name': None, 'path': 'x.npy'}}
     """
-    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    out = copy.deepcopy(raw)
+    keys = {item.partition("=")[0] for item in overrides}
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -331,6 +351,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node[leaf] = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: value is not valid YAML") from None
+        other = _OTHER_SOURCE.get(key)
+        if other and node[leaf] is not None and f"data.{other}" not in keys:
+            node[other] = None
     return out
 
 
@@ -338,16 +361,32 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     """Read a YAML config file with the safe loader, apply overrides and validate it."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"config {path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config {path}: not UTF-8 text (byte {err.start})") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config {path}: not valid YAML{where}") from None
+        raise ConfigError(f"config {path}: {_yaml_problem(err)}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path}: expected a mapping at the top level")
-    return parse_config(apply_overrides(raw, list(overrides)))
+    raw = apply_overrides(raw, list(overrides))
+    try:
+        return parse_config(raw)
+    except ConfigError as err:  # name the file as well as the key
+        raise ConfigError(f"config {path}: {str(err).removeprefix('config: ')}") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line on what the safe loader refused, and where."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}" if mark else ""
+    problem = str(getattr(err, "problem", None) or getattr(err, "reason", None) or "")
+    if isinstance(err, yaml.constructor.ConstructorError) and "tag" in problem:
+        # e.g. !!python/object/apply:os.system: the safe loader refuses to build it.
+        tag = problem.rpartition(" ")[2]
+        return f"tag {tag}{where} refused (configs are plain YAML: no Python objects)"
+    return f"not valid YAML{where}" + (f" ({' '.join(problem.split())})" if problem else "")

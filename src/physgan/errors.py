@@ -1,6 +1,13 @@
 """Typed errors: the CLI turns each into one line on stderr and exit code 2."""
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "MissingExtraError", "PhysganError"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "MissingExtraError",
+    "PhysganError",
+    "TrainingDiverged",
+]
 
 
 class PhysganError(Exception):
@@ -21,3 +28,11 @@ class MissingExtraError(PhysganError, ImportError):
 
 class CheckpointError(PhysganError):
     """A checkpoint or run directory is missing, corrupt or does not match the config."""
+
+
+class TrainingDiverged(PhysganError):
+    """A loss or a weight became NaN or infinite; the last good checkpoint is kept."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step

@@ -13,6 +13,7 @@ import importlib
 import os
 import struct
 import textwrap
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -48,6 +49,9 @@ _READERS: dict[str, Reader] = {}
 
 # What numpy, h5py, uproot and pyarrow raise for files they cannot parse (pyarrow's
 # ArrowInvalid is a ValueError, ArrowIOError an OSError, ArrowNotImplementedError one too).
+# Corrupt files also give RuntimeError (h5py's visititems, an encrypted zip member),
+# AssertionError (uproot's checks of RNTuple envelopes), tokenize.TokenError and SyntaxError (a
+# mangled .npy header), OverflowError, and MemoryError (a header claiming a huge array).
 _READ_ERRORS = (
     OSError,
     ValueError,
@@ -56,6 +60,12 @@ _READ_ERRORS = (
     TypeError,
     EOFError,
     NotImplementedError,
+    RuntimeError,
+    AssertionError,
+    ArithmeticError,
+    MemoryError,
+    SyntaxError,
+    tokenize.TokenError,
     struct.error,
     zlib.error,
     zipfile.BadZipFile,
@@ -105,7 +115,8 @@ def _read_npy(src: _Source, select: Select, rows: slice | None) -> dict[str, np.
 
 @_reader(".npz")
 def _read_npz(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
-    with np.load(src.path, allow_pickle=False) as data:
+    # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
+    with open(src.path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
         return {name: _take(data[name], rows) for name in select(src, list(data.files))}
 
 
@@ -121,8 +132,12 @@ def _read_hdf5(src: _Source, select: Select, rows: slice | None) -> dict[str, np
                 names.append(name)
 
         fh.visititems(collect)
+        selected = select(src, names)
+        for name in selected:
+            if fh[name].shape is None:  # h5py.Empty: a dataset with neither shape nor values
+                raise DataError(f"{src}: {name} is an empty dataset (no shape, no values)")
         # Indexing a dataset with a slice makes h5py read only those rows from disk.
-        return {name: np.asarray(_take(fh[name], rows)) for name in select(src, names)}
+        return {name: np.asarray(_take(fh[name], rows)) for name in selected}
 
 
 def _regular(src: _Source, name: str, column: Any, rows: slice | None) -> np.ndarray:
@@ -185,6 +200,8 @@ def _check(src: _Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.nd
             raise DataError(f"{src}: {name} has dtype {arr.dtype}, expected numbers")
         if arr.ndim == 0 or arr.shape[0] == 0:
             raise DataError(f"{src}: {name} has shape {arr.shape}, expected (n_rows, ...) n > 0")
+        if arr.size == 0:
+            raise DataError(f"{src}: {name} has shape {arr.shape}, no values in its rows")
         if arr.dtype.kind == "f":
             flat = arr.reshape(arr.shape[0], -1)
             bad = ~np.isfinite(flat)

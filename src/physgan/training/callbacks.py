@@ -8,11 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
+from physgan.errors import CheckpointError, TrainingDiverged
 from physgan.training.checkpoint import save_checkpoint
 
-__all__ = ["Checkpointer", "MetricsLogger", "ProgressBar"]
+__all__ = ["Checkpointer", "FiniteGuard", "MetricsLogger", "ProgressBar"]
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +65,66 @@ class MetricsLogger:
             self._tb.close()
 
 
+def _non_finite_weight(state: Any) -> str | None:
+    for name, module in state.modules().items():
+        for key, value in module.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                return f"{name}.{key}"
+    return None
+
+
+class FiniteGuard:
+    """Raise :class:`TrainingDiverged` at the first step whose logged losses are not finite.
+
+    Put it before the :class:`Checkpointer`, so that a diverged state is never saved.
+    """
+
+    def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
+        values = torch.stack([v.detach().float().reshape(()) for v in logs.values()])
+        if torch.isfinite(values).all():  # one host synchronisation per step
+            return
+        bad = next(k for k, v in logs.items() if not torch.isfinite(v).all())
+        raise TrainingDiverged(
+            f"training diverged at step {state.step}: {bad} = {float(logs[bad])}", state.step
+        )
+
+    def on_end(self, state: Any) -> None:
+        pass
+
+
 class Checkpointer:
-    """Save the state every ``every`` steps and at the end (atomic; see ``save_checkpoint``)."""
+    """Save the state every ``every`` steps and at the end (atomic; see ``save_checkpoint``).
+
+    A state with a non-finite weight is not saved (:class:`TrainingDiverged`); ``saved_at`` is
+    the step of the last checkpoint written (-1: none yet).
+    """
 
     def __init__(self, path: Path, *, every: int, extra: dict[str, Any] | None = None) -> None:
         self.path, self.every, self.extra = path, every, extra
-        self._saved_at = -1
+        self.saved_at = -1
 
     def _save(self, state: Any) -> None:
-        save_checkpoint(self.path, state, self.extra)
-        self._saved_at = state.step
+        bad = _non_finite_weight(state)
+        if bad is not None:
+            raise TrainingDiverged(
+                f"training diverged at step {state.step}: weight {bad} is not finite", state.step
+            )
+        try:
+            save_checkpoint(self.path, state, self.extra)
+        except OSError as err:
+            kept = f"step {self.saved_at}" if self.saved_at >= 0 else "none yet"
+            raise CheckpointError(
+                f"{self.path}: cannot write the checkpoint at step {state.step} "
+                f"({err.strerror}); the last one ({kept}) is kept"
+            ) from None
+        self.saved_at = state.step
 
     def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
         if state.step % self.every == 0:
             self._save(state)
 
     def on_end(self, state: Any) -> None:
-        if self._saved_at != state.step:
+        if self.saved_at != state.step:
             self._save(state)
 
 

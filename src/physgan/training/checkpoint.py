@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
@@ -51,17 +51,82 @@ def save_checkpoint(
     write_atomic(path, blob)
 
 
-def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``state``; return its metadata."""
-    path = Path(path)
+def _refuse_code_formats(path: Path) -> None:
+    """Name the formats that can run code when loaded (pickle, torch.save's zip) and refuse them."""
     try:
-        from safetensors import safe_open
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise CheckpointError(f"checkpoint {path}: cannot read ({err.strerror})") from None
+    kind = None
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO opcode, protocol 2-5
+        kind = "a pickle"
+    elif head.startswith(b"PK\x03\x04"):
+        kind = "a zip archive (torch.save)"
+    if kind:
+        raise CheckpointError(
+            f"checkpoint {path}: {kind}, refused: loading it could run code "
+            "(physgan checkpoints are safetensors)"
+        )
 
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split())[:300] or type(err).__name__
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and the physgan metadata of a safetensors file, checked; nothing unpickled."""
+    _refuse_code_formats(path)
+    try:
         with safe_open(str(path), framework="pt") as fh:
-            meta = json.loads((fh.metadata() or {})["physgan"])
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, KeyError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path}: not a physgan checkpoint ({err})") from None
+            raw = (fh.metadata() or {}).get("physgan")
+            tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path}: not a safetensors file ({_one_line(err)})"
+        ) from None
+    if raw is None:
+        raise CheckpointError(f"checkpoint {path}: no physgan metadata (not a physgan checkpoint)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"checkpoint {path}: its physgan metadata is not JSON") from None
+    step = meta.get("step") if isinstance(meta, dict) else None
+    if not (isinstance(step, int) and step >= 0 and isinstance(meta.get("param_groups"), dict)):
+        raise CheckpointError(f"checkpoint {path}: its physgan metadata lacks step or param_groups")
+    for key, value in tensors.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"checkpoint {path}: {key} holds NaN or inf")
+    return tensors, meta
+
+
+def _check_modules(path: Path, state: TrainingState, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse, before loading anything, tensors the state's networks do not have or shape."""
+    for name, module in state.modules().items():
+        prefix = f"{name}."
+        saved = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for key, value in module.state_dict().items():
+            if key not in saved:
+                raise CheckpointError(
+                    f"checkpoint {path}: does not match the model (no tensor {name}.{key})"
+                )
+            if tuple(saved[key].shape) != tuple(value.shape):
+                raise CheckpointError(
+                    f"checkpoint {path}: does not match the model ({name}.{key} has shape "
+                    f"{tuple(saved[key].shape)}, the model {tuple(value.shape)})"
+                )
+
+
+def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``state``; return its metadata.
+
+    Only safetensors is read: a pickle or a ``torch.save`` file is refused before any of it is
+    parsed. Raises CheckpointError (one line naming the file) for a missing, truncated or
+    foreign file, non-finite tensors, or tensors that do not fit the state's networks.
+    """
+    path = Path(path)
+    tensors, meta = _read(path)
+    _check_modules(path, state, tensors)
     try:
         for name, module in state.modules().items():
             prefix = f"{name}."
@@ -76,7 +141,9 @@ def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
                     index, buf = key[len(prefix) :].split(".", 1)
                     buffers.setdefault(int(index), {})[buf] = value
             opt.load_state_dict({"state": buffers, "param_groups": meta["param_groups"][name]})
-    except (RuntimeError, KeyError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path}: does not match the model ({err})") from None
-    state.step = int(meta["step"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as err:
+        raise CheckpointError(
+            f"checkpoint {path}: does not match the model ({_one_line(err)})"
+        ) from None
+    state.step = meta["step"]
     return meta

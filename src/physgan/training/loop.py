@@ -24,13 +24,17 @@ def fit(
     *,
     max_steps: int,
     callbacks: Sequence[Callback] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> Any:
-    """Run ``step_fn`` until ``state.step == max_steps``; resume by passing a loaded state."""
+    """Run ``step_fn`` until ``state.step == max_steps`` or ``stop()`` is true after a step;
+    resume by passing a loaded state. The callbacks' ``on_end`` runs either way."""
     while state.step < max_steps:
         logs = step_fn(state)
         state.step += 1
         for callback in callbacks:
             callback.on_step(state, logs)
+        if stop is not None and stop():
+            break
     for callback in callbacks:
         callback.on_end(state)
     return state

@@ -3,16 +3,20 @@
 ``RUN/config.yaml`` (resolved config), ``meta.json`` (seed, versions), ``transform.json``,
 ``metrics.jsonl`` (one JSON object per logged step), ``checkpoint.safetensors`` and, after
 ``evaluate``, ``metrics.json``. Every file is written through a temporary file and a rename.
+Reading checks what is read: a run of another physgan version, a config the schema refuses, and
+malformed ``meta.json`` or ``transform.json`` are each one line naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from physgan import __version__
 from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError, ConfigError
 
@@ -40,15 +44,24 @@ class RunDir:
         """
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out {self.root}: exists and is not a directory")
+        if self.checkpoint.exists() and not self.checkpoint.is_file():
+            raise CheckpointError(f"{self.checkpoint}: not a file")
         resuming = resume and self.checkpoint.is_file()
         if not resuming and self.root.is_dir() and any(self.root.iterdir()):
             if resume and self.config.is_file():
                 resuming = False  # killed before its first checkpoint: start it again
+            elif resume:
+                raise ConfigError(
+                    f"--out {self.root}: not a run directory (no config.yaml) and not empty; "
+                    "choose a new directory"
+                )
             else:
                 raise ConfigError(
                     f"--out {self.root}: directory is not empty; pass --resume to continue "
                     "the run in it, or choose a new directory"
                 )
+        if resuming:
+            self.read_config()  # refuses another version's run and a config the schema refuses
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = self.root / ".write-test"
@@ -62,24 +75,105 @@ class RunDir:
         write_atomic(self.config, yaml.safe_dump(config, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
+        """The run's config as saved (a dict), checked against this version and the schema.
+
+        A run written by another physgan version is refused first (its config may predate the
+        schema), then malformed ``meta.json`` or ``transform.json`` (so that a command refuses
+        the run before it writes anything), then a config that is not YAML or that the schema
+        refuses, naming the file.
+        """
+        from physgan.config import parse_config
+
         if not self.config.is_file():
             raise CheckpointError(f"{self.root}: not a run directory (no config.yaml)")
+        for path in (self.meta, self.transform):  # the version first, then the transform
+            if path.exists():
+                self.read_json(path)
         try:
-            raw = yaml.safe_load(self.config.read_text())
-        except yaml.YAMLError:
+            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
             raise CheckpointError(f"{self.config}: not valid YAML") from None
         if not isinstance(raw, dict):
             raise CheckpointError(f"{self.config}: expected a mapping")
+        try:
+            parse_config(raw)
+        except ConfigError as err:
+            raise CheckpointError(f"{self.config}: {str(err).removeprefix('config: ')}") from None
         return raw
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def read_json(self, path: Path) -> dict[str, Any]:
+        """A JSON object from ``path``; ``meta.json`` and ``transform.json`` are validated."""
         try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise CheckpointError(f"{path}: cannot read ({err})") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) else err
+            raise CheckpointError(f"{path}: cannot read ({reason})") from None
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        if path == self.meta:
+            self._check_meta(data)
+        elif path == self.transform:
+            self._check_transform(data)
+        return data
+
+    def _check_meta(self, meta: dict[str, Any]) -> None:
+        version = meta.get("physgan_version")
+        if not isinstance(version, str):
+            raise CheckpointError(f"{self.meta}: no physgan_version (not written by physgan?)")
+        if version != __version__:
+            raise CheckpointError(
+                f"{self.root}: written by physgan {version}, this is {__version__}; "
+                "use that version, or train the run again"
+            )
+        shape, cond_dim = meta.get("sample_shape"), meta.get("cond_dim")
+        if not (isinstance(shape, list) and shape and all(_count(n, 1) for n in shape)):
+            raise CheckpointError(f"{self.meta}: sample_shape must be a list of positive integers")
+        if not _count(cond_dim, 0):
+            raise CheckpointError(f"{self.meta}: cond_dim must be a non-negative integer")
+
+    def _check_transform(self, spec: dict[str, Any]) -> None:
+        kinds = ("standardize", "particle_standardize", "none")
+        kind = spec.get("kind")
+        if kind not in kinds:
+            raise CheckpointError(
+                f"{self.transform}: unknown kind {kind!r}; expected one of {', '.join(kinds)}"
+            )
+        if kind == "none":
+            return
+        mean, std = spec.get("mean"), spec.get("std")
+        if not (_numbers(mean) and _numbers(std) and len(mean) == len(std) and mean):
+            raise CheckpointError(
+                f"{self.transform}: mean and std must be equally long lists of finite numbers"
+            )
+        if min(std) <= 0:
+            raise CheckpointError(f"{self.transform}: std must be positive")
+        if self.meta.is_file():
+            shape = self.read_json(self.meta)["sample_shape"]
+            features = shape[-1] - (kind == "particle_standardize")
+            if len(mean) != features:
+                raise CheckpointError(
+                    f"{self.transform}: {len(mean)} features, but the data have {features} "
+                    f"(sample shape {tuple(shape)} in meta.json)"
+                )
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The logged rows of ``metrics.jsonl``; a line cut by a kill, and all after it, are
+        left out (as :meth:`truncate_metrics` drops them)."""
+        if not self.metrics.is_file():
+            return []
+        rows = []
+        for line in self.metrics.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if not isinstance(row, dict):
+                break
+            rows.append(row)
+        return rows
 
     def truncate_metrics(self, last_step: int) -> None:
         """Drop metric lines after ``last_step`` (written after the checkpoint a resume uses)."""
@@ -93,3 +187,15 @@ class RunDir:
             except (json.JSONDecodeError, KeyError, TypeError):
                 break  # a line cut by the kill: it and anything after it go
         write_atomic(self.metrics, "".join(kept))
+
+
+def _count(value: Any, least: int) -> bool:
+    """An int (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _numbers(values: Any) -> bool:
+    """A list of finite numbers (not bools)."""
+    return isinstance(values, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    )
