@@ -27,7 +27,7 @@ demo: $(VENV)/.installed
 theory: $(VENV)/.installed
 	$(BIN)/physgan theory --out $(OUT)/theory
 
-# docs/compare.md: GAN, VAE and flow on ring8, grid25 and gluon jets (about 40 min on 2 cores).
+# docs/compare.md: GAN, VAE and flow on ring8, grid25 and gluon jets (about an hour on 2 cores).
 FAMILIES := ring8 grid25 gluon
 compare: $(VENV)/.installed
 	for data in $(FAMILIES); do \

@@ -264,3 +264,12 @@ def test_a_read_only_output_directory_is_refused_before_training(tiny_config, tm
             api.train(tiny_config, parent / "run")
     finally:
         parent.chmod(0o700)
+
+
+def test_resume_accepts_a_run_written_before_a_setting_existed(tiny_config, tmp_path):
+    short = {**tiny_config, "train": {**tiny_config["train"], "steps": 20}}
+    api.train(short, tmp_path / "run")
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    del saved["train"]["on_divergence"], saved["train"]["max_rollbacks"]
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert api.train(tiny_config, tmp_path / "run", resume=True).step == 60

@@ -223,7 +223,8 @@ def _load_data(config: Config, progress: bool = False) -> TrainingData:
 
 
 def _check_resumable(saved: dict[str, Any], config: Config) -> None:
-    new = config.to_dict()
+    # Through the schema, so that settings added since the run was written take their defaults.
+    saved, new = parse_config(saved).to_dict(), config.to_dict()
     for section in sorted(set(saved) | set(new)):
         old_value, new_value = saved.get(section), new.get(section)
         if section == "sample":  # how to sample, not how to train
