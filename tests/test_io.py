@@ -404,3 +404,32 @@ def test_training_reads_named_root_branches_as_features(tmp_path):
     assert x.shape == (5, 2)
     with pytest.raises(ConfigError, match=r"data\.columns"):
         api.train({**config, "data": {"name": "grid25", "columns": ["pt"]}}, tmp_path / "r2")
+
+
+def test_shard_links_out_of_the_named_directory_are_refused(tmp_path):
+    from physgan.data.io import load
+
+    outside = tmp_path / "secret.npy"
+    np.save(outside, np.ones((3, 2), dtype=np.float32))
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.save(shards / "a.npy", np.zeros((3, 2), dtype=np.float32))
+    (shards / "b.npy").symlink_to(outside)
+    with pytest.raises(DataError, match=r"b\.npy: a link out of"):
+        load(shards)
+    (shards / "b.npy").unlink()
+    (shards / "b.npy").symlink_to(shards / "a.npy")  # a link inside is fine
+    assert load(shards)["x"].shape == (6, 2)
+
+
+def test_devices_and_fifos_are_refused_not_read(tmp_path):
+    import os
+
+    from physgan.data.io import load
+
+    fifo = tmp_path / "pipe.npy"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        load(fifo)  # would block forever if opened
+    with pytest.raises(DataError, match="not a regular file"):
+        load("/dev/zero")

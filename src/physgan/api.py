@@ -408,11 +408,7 @@ def _check_disk_space(run: RunDir, state: TrainingState) -> None:
 def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], TrainingState]:
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
-    meta = run.read_json(run.meta)
-    if meta.get("physgan_version") != __version__:
-        raise CheckpointError(
-            f"{run.root}: written by physgan {meta.get('physgan_version')}, this is {__version__}"
-        )
+    meta = run.read_json(run.meta)  # checks the version and the data shape
     if not run.checkpoint.is_file():
         raise CheckpointError(f"{run.root}: no checkpoint yet (train it first)")
     state = _build_state(config, tuple(meta["sample_shape"]), int(meta["cond_dim"]))
@@ -596,7 +592,6 @@ def evaluate(
     :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
     drawn as :func:`sample` draws them (``rejection``: as there).
     """
-    import json
     from datetime import datetime, timezone
 
     from physgan.data.io import read_arrays
@@ -622,9 +617,7 @@ def evaluate(
     else:
         real = data.x_holdout
     generated = _sample_run(run, config, meta, state, n, seed, None, rejection)
-    rows = []
-    if run.metrics.is_file():
-        rows = [json.loads(line) for line in run.metrics.read_text().splitlines() if line]
+    rows = run.read_metrics()
     scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
     result = _json_ready(
@@ -700,12 +693,8 @@ def _model_log_density(
 
 def _last_likelihood(run: RunDir) -> float | None:
     """The last held-out -log-likelihood (flow) or -ELBO (VAE) logged, nats per sample."""
-    import json
-
-    if not run.metrics.is_file():
-        return None
-    lines = [line for line in run.metrics.read_text().splitlines() if line]
-    last = json.loads(lines[-1]) if lines else {}
+    rows = run.read_metrics()
+    last = rows[-1] if rows else {}
     if "holdout_nll" in last:
         return float(last["holdout_nll"])
     if "holdout_elbo" in last:

@@ -296,7 +296,8 @@ def _format_error(err: ValidationError) -> str:
         msg = f"unknown {ctx['discriminator'].strip(chr(39))} {ctx['tag']!r}; choose from: "
         msg += ctx["expected_tags"].replace("'", "")
     elif "input" in first and not isinstance(first["input"], dict | list):
-        msg += f" (got {first['input']!r})"
+        got = repr(first["input"])
+        msg += f" (got {got if len(got) <= 80 else got[:76] + ' ...'})"
     where = f"{loc}: " if loc else ""
     return f"config: {where}{' '.join(msg.splitlines())}"
 

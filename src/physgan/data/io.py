@@ -108,6 +108,10 @@ def _take(arr: Any, rows: slice | None) -> Any:
 
 @_reader(".npy")
 def _read_npy(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+    # Without the magic np.load would try the file as a zip (leaking its handle) or a pickle.
+    with open(src.path, "rb") as fh:
+        if fh.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+            raise DataError(f"{src}: cannot read (not a .npy file: no NumPy header)")
     # A memory map reads only the rows asked for; np.array copies them out of the map.
     arr = np.load(src.path, mmap_mode="r", allow_pickle=False)
     return {name: np.array(_take(arr, rows)) for name in select(src, ["x"])}
@@ -178,7 +182,11 @@ def _read_root(src: _Source, select: Select, rows: slice | None) -> dict[str, np
                 name: _regular(src, name, tree[name].array(library="ak"), rows)
                 for name in select(src, list(tree.keys()))
             }
-    except uproot.deserialization.DeserializationError as err:
+    except PhysganError:
+        raise
+    except Exception as err:
+        # uproot walks a corrupt file's object graph in Python and fails in many ways besides
+        # DeserializationError (e.g. AttributeError on a member that did not deserialise).
         raise _unreadable(src, err) from None
 
 
@@ -218,7 +226,9 @@ def _check(src: _Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.nd
 
 def _read_file(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     if not src.path.is_file():
-        raise DataError(f"{src}: no such file")
+        # Devices, FIFOs and sockets are refused too: /dev/zero or a pipe would never end.
+        what = "not a regular file" if src.path.exists() else "no such file"
+        raise DataError(f"{src}: {what}")
     suffix = src.path.suffix.lower()
     if suffix not in _READERS:
         raise DataError(f"{src}: unsupported format; use one of {', '.join(_READERS)}")
@@ -248,6 +258,10 @@ def _sources(path: str | os.PathLike[str]) -> list[_Source]:
         )
         if not files:
             raise DataError(f"{base}: no data files ({', '.join(_READERS)}) in the directory")
+        inside = base.resolve()
+        for p in files:  # the user named this directory, not where its links point
+            if not p.resolve().is_relative_to(inside):
+                raise DataError(f"{p}: a link out of {base}; copy the shard in or name it")
     elif not base.exists() and any(char in head for char in "*?["):
         files = sorted(Path(p) for p in glob.glob(head) if Path(p).is_file())
         if not files:

@@ -40,7 +40,8 @@ class RunDir:
         """Create the directory (or check it for ``resume``); return True if resuming.
 
         A fresh run refuses a non-empty directory, so no earlier result is overwritten, and
-        checks that the directory is writable before any training starts.
+        checks that the directory is writable before any training starts. A resume refuses a
+        directory that is not a run, and a run of another version or with malformed files.
         """
         if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"--out {self.root}: exists and is not a directory")
