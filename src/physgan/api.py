@@ -45,7 +45,13 @@ from physgan.data.transforms import (
     Standardize,
     transform_from_dict,
 )
-from physgan.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from physgan.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PhysganError,
+    TrainingDiverged,
+)
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.models.pointcloud import multiplicity_counts
@@ -264,11 +270,17 @@ def train(
             f"model.discriminator.pack = {pack}"
         )
     run = RunDir(out)
+    created = not run.root.exists()
     resuming = run.prepare(resume=resume)
     if resuming:
         _check_resumable(run.read_config(), config)
 
-    data = _load_data(config, progress)
+    try:
+        data = _load_data(config, progress)
+    except PhysganError:
+        if created:  # leave no empty run directory behind a refused request
+            run.root.rmdir()
+        raise
     cloud = _is_cloud(data.sample_shape)
     transform: Standardize | ParticleStandardize | Identity = Identity()
     if config.data.transform == "standardize":

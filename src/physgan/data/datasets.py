@@ -83,7 +83,7 @@ def load_training_data(
     if n_holdout < 1 or n_holdout >= x.shape[0]:
         raise ConfigError(
             f"config: data.holdout_fraction: leaves no training or holdout data "
-            f"from {x.shape[0]} samples"
+            f"from the {x.shape[0]} samples of {path or name}"
         )
     order = np.random.default_rng([seed, 1]).permutation(x.shape[0])
     train, hold = order[:-n_holdout], order[-n_holdout:]
