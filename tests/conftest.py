@@ -14,6 +14,21 @@ def gaussian_file(tmp_path):
 
 
 @pytest.fixture
+def assert_same_weights():
+    """A check that two run directories hold bit-identical checkpoints (every tensor)."""
+    from safetensors.numpy import load_file
+
+    def check(a, b):
+        ta = load_file(str(a / "checkpoint.safetensors"))
+        tb = load_file(str(b / "checkpoint.safetensors"))
+        assert ta.keys() == tb.keys()
+        for key in ta:
+            np.testing.assert_array_equal(ta[key], tb[key], err_msg=key)
+
+    return check
+
+
+@pytest.fixture
 def tiny_config():
     """A small, fast GAN config on the 8-mode ring (the tests override what they need)."""
     return {

@@ -84,16 +84,12 @@ def test_flow_density_in_data_units_integrates_to_one(runs):
 
 
 @pytest.mark.parametrize("family", ["vae", "flow"])
-def test_likelihood_runs_resume_exactly(gaussian_file, tmp_path, family):
+def test_likelihood_runs_resume_exactly(gaussian_file, tmp_path, family, assert_same_weights):
     whole = api.train(_config(gaussian_file, family, 40), tmp_path / "whole")
     api.train(_config(gaussian_file, family, 20), tmp_path / "part")
     api.train(_config(gaussian_file, family, 40), tmp_path / "part", resume=True)
-    a = load_file(str(RunDir(whole.run_dir).checkpoint))
-    b = load_file(str(RunDir(tmp_path / "part").checkpoint))
-    assert a.keys() == b.keys()
-    assert any(k.startswith("model.") for k in a)
-    for key in a:
-        np.testing.assert_array_equal(a[key].numpy(), b[key].numpy(), err_msg=key)
+    assert any(k.startswith("model.") for k in load_file(str(RunDir(whole.run_dir).checkpoint)))
+    assert_same_weights(whole.run_dir, tmp_path / "part")
 
 
 def test_evaluate_writes_a_report_for_a_vae(runs):

@@ -47,12 +47,15 @@ def _weights(run_dir):
     return load_file(str(run_dir / "checkpoint.safetensors"))
 
 
-def _assert_same_run(a, b):
-    wa, wb = _weights(a), _weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        np.testing.assert_array_equal(wa[key], wb[key], err_msg=key)
-    assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+@pytest.fixture
+def assert_same_run(assert_same_weights):
+    """Bit-identical checkpoints and identical metrics.jsonl."""
+
+    def check(a, b):
+        assert_same_weights(a, b)
+        assert (a / "metrics.jsonl").read_text() == (b / "metrics.jsonl").read_text()
+
+    return check
 
 
 def _assert_checkpoint_whole(run_dir):
@@ -74,7 +77,9 @@ def kill_setup(tmp_path_factory):
     return namedtuple("KillSetup", "root config straight")(root, config_path, straight)
 
 
-def test_random_sigkills_then_resume_equal_an_uninterrupted_run(kill_setup, tmp_path):
+def test_random_sigkills_then_resume_equal_an_uninterrupted_run(
+    kill_setup, tmp_path, assert_same_run
+):
     """Ten SIGKILLs at random moments (start-up, steps, checkpoint writes), then resume."""
     out = tmp_path / "killed"
     rng = np.random.default_rng()  # fresh seed each run: a different set of kill points
@@ -94,10 +99,12 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(kill_setup, tmp_
         _assert_checkpoint_whole(out)
     subprocess.run(_cli(kill_setup.config, out, "--resume"), env=ENV, check=True)
     assert kills >= 5, "the run finished before most kills: make KILL_CONFIG longer"
-    _assert_same_run(kill_setup.straight, out)
+    assert_same_run(kill_setup.straight, out)
 
 
-def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(kill_setup, tmp_path):
+def test_sigkill_inside_a_checkpoint_write_keeps_the_previous_checkpoint(
+    kill_setup, tmp_path, assert_same_run
+):
     """The process dies between writing the temporary file and renaming it."""
     out = tmp_path / "killed"
     crash_at_write = f"""
@@ -128,11 +135,13 @@ sys.exit(main({_cli(kill_setup.config, out)[3:]!r}))
     assert any(p.name.startswith(".checkpoint") for p in out.iterdir())  # the torn temp file
     subprocess.run(_cli(kill_setup.config, out, "--resume"), env=ENV, check=True)
     assert not any(p.name.startswith(".") for p in out.iterdir())  # resume cleans it up
-    _assert_same_run(kill_setup.straight, out)
+    assert_same_run(kill_setup.straight, out)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_sigterm_and_ctrl_c_stop_after_a_checkpoint(kill_setup, tmp_path, sig, code):
+def test_sigterm_and_ctrl_c_stop_after_a_checkpoint(
+    kill_setup, tmp_path, assert_same_run, sig, code
+):
     out = tmp_path / "stopped"
     proc = subprocess.Popen(
         _cli(kill_setup.config, out), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -154,7 +163,7 @@ def test_sigterm_and_ctrl_c_stop_after_a_checkpoint(kill_setup, tmp_path, sig, c
     assert 0 < step < KILL_CONFIG["train"]["steps"]
     assert f"step {step} " in lines[0]
     subprocess.run(_cli(kill_setup.config, out, "--resume"), env=ENV, check=True)
-    _assert_same_run(kill_setup.straight, out)
+    assert_same_run(kill_setup.straight, out)
 
 
 class _PoisonAt:

@@ -16,13 +16,6 @@ def _tensors(run_dir):
     return load_file(str(run_dir / "checkpoint.safetensors"))
 
 
-def _assert_same_weights(a, b):
-    ta, tb = _tensors(a), _tensors(b)
-    assert ta.keys() == tb.keys()
-    for key in ta:
-        np.testing.assert_array_equal(ta[key], tb[key], err_msg=key)
-
-
 @pytest.mark.parametrize("loss", OBJECTIVES.names())
 def test_tiny_run_learns_a_1d_gaussian(loss, gaussian_file, tmp_path):
     config = {
@@ -57,7 +50,7 @@ def test_tiny_run_learns_a_1d_gaussian(loss, gaussian_file, tmp_path):
 
 
 def test_resume_after_a_crash_gives_bit_identical_weights_and_metrics(
-    tiny_config, tmp_path, monkeypatch
+    tiny_config, tmp_path, monkeypatch, assert_same_weights
 ):
     api.train(tiny_config, tmp_path / "straight")
 
@@ -79,24 +72,24 @@ def test_resume_after_a_crash_gives_bit_identical_weights_and_metrics(
 
     result = api.train(tiny_config, tmp_path / "killed", resume=True)
     assert result.step == 60
-    _assert_same_weights(tmp_path / "straight", tmp_path / "killed")
+    assert_same_weights(tmp_path / "straight", tmp_path / "killed")
     assert (tmp_path / "straight" / "metrics.jsonl").read_text() == (
         tmp_path / "killed" / "metrics.jsonl"
     ).read_text()
 
 
-def test_resume_can_extend_a_finished_run(tiny_config, tmp_path):
+def test_resume_can_extend_a_finished_run(tiny_config, tmp_path, assert_same_weights):
     api.train(tiny_config, tmp_path / "straight")
     api.train(tiny_config, tmp_path / "extended", overrides=("train.steps=30",))
     api.train(tiny_config, tmp_path / "extended", resume=True)
-    _assert_same_weights(tmp_path / "straight", tmp_path / "extended")
+    assert_same_weights(tmp_path / "straight", tmp_path / "extended")
 
 
-def test_same_seed_same_run_and_other_seed_differs(tiny_config, tmp_path):
+def test_same_seed_same_run_and_other_seed_differs(tiny_config, tmp_path, assert_same_weights):
     cfg = {**tiny_config, "train": {**tiny_config["train"], "steps": 20}}
     api.train(cfg, tmp_path / "a")
     api.train(cfg, tmp_path / "b")
-    _assert_same_weights(tmp_path / "a", tmp_path / "b")
+    assert_same_weights(tmp_path / "a", tmp_path / "b")
     api.train({**cfg, "seed": 2}, tmp_path / "c")
     a, c = _tensors(tmp_path / "a"), _tensors(tmp_path / "c")
     assert any(not np.array_equal(a[k], c[k]) for k in a)
