@@ -19,49 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from _common import write_json
+from _common import StepTimer, grid25_config, write_json
 from physgan import api
 from physgan.data.toy import grid25
 from physgan.models import MLPDiscriminator, MLPGenerator
 
 
-class _Timer:
-    """Times the loop from the end of the first step (warm-up excluded) to the last."""
-
-    def __init__(self) -> None:
-        self.start = self.end = 0.0
-        self.steps = 0
-
-    def on_step(self, state, logs) -> None:
-        if self.steps == 0:
-            self.start = time.perf_counter()
-        self.steps += 1
-        self.end = time.perf_counter()
-
-    def on_end(self, state) -> None:
-        pass
-
-
 def physgan_rate(steps: int, hidden: int, batch: int) -> float:
-    config = {
-        "seed": 0,
-        "data": {"name": "grid25", "n_train": 100_000},
-        "model": {
-            "generator": {"latent_dim": 8, "hidden": hidden, "depth": 3},
-            "discriminator": {"hidden": hidden, "depth": 3},
-        },
-        "train": {
-            "steps": steps,
-            "batch_size": batch,
-            "log_every": 100,
-            "ema": 0.999,
-            "checkpoint_every": steps,
-        },
-    }
-    timer = _Timer()
+    config = grid25_config(hidden, batch, steps, log_every=100, ema=0.999)
+    timer = StepTimer()
     with tempfile.TemporaryDirectory() as tmp:
         api.train(config, Path(tmp) / "run", callbacks=[timer])
-    return (timer.steps - 1) / (timer.end - timer.start)
+    return timer.rate
 
 
 def hand_rate(steps: int, hidden: int, batch: int) -> float:

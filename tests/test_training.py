@@ -16,8 +16,12 @@ def _tensors(run_dir):
     return load_file(str(run_dir / "checkpoint.safetensors"))
 
 
-@pytest.mark.parametrize("loss", OBJECTIVES.names())
-def test_tiny_run_learns_a_1d_gaussian(loss, gaussian_file, tmp_path):
+@pytest.mark.parametrize(
+    ("loss", "precision"),
+    [(name, "fp32") for name in OBJECTIVES.names()]
+    + [("nonsaturating", "fp16"), ("wgan-gp", "bf16")],
+)
+def test_tiny_run_learns_a_1d_gaussian(loss, precision, gaussian_file, tmp_path):
     config = {
         "seed": 0,
         "data": {"path": str(gaussian_file)},
@@ -34,6 +38,7 @@ def test_tiny_run_learns_a_1d_gaussian(loss, gaussian_file, tmp_path):
             "log_every": 100,
             "checkpoint_every": 600,
             "ema": 0.99,
+            "precision": precision,
         },
     }
     if loss == "wgan-gp":

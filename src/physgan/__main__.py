@@ -1,4 +1,4 @@
-"""``python -m physgan`` runs the CLI (and ``torchrun -m physgan`` will, later)."""
+"""``python -m physgan`` runs the CLI (``torchrun -m physgan`` too, once per rank)."""
 
 import sys
 

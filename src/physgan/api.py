@@ -39,6 +39,7 @@ from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.io import write_array
 from physgan.data.jetgen import generate_jet_images, generate_jets
 from physgan.data.jets import canonical_cloud, sort_by_pt
+from physgan.data.stream import StreamingSampler
 from physgan.data.transforms import (
     Identity,
     ParticleStandardize,
@@ -52,6 +53,7 @@ from physgan.errors import (
     PhysganError,
     TrainingDiverged,
 )
+from physgan.export import export_onnx
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.models.pointcloud import multiplicity_counts
@@ -62,11 +64,14 @@ from physgan.training import (
     LikelihoodState,
     TrainingState,
     derive_seed,
+    distributed,
     fit,
     load_checkpoint,
 )
 from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
+from physgan.training.checkpoint import checkpoint_step
 from physgan.training.rundir import RunDir
+from physgan.training.runtime import Runtime
 from physgan.training.steps import (
     BatchSampler,
     gan_eval,
@@ -85,6 +90,7 @@ __all__ = [
     "compare",
     "demo",
     "evaluate",
+    "export_onnx",
     "fastsim_speed",
     "generate_jet_images",
     "generate_jets",
@@ -151,11 +157,14 @@ def _build_state(
     sample_shape: tuple[int, ...],
     cond_dim: int,
     multiplicity: np.ndarray | None = None,
+    runtime: Runtime | None = None,
 ) -> TrainingState:
-    """Models, optimisers and EMA; ``multiplicity`` (counts of real particles per jet in the
-    training data) sets a point-cloud generator's distribution of particle numbers."""
+    """Models (on the runtime's device), optimisers, EMA and fp16 grad scalers;
+    ``multiplicity`` (counts of real particles per jet in the training data) sets a point-cloud
+    generator's distribution of particle numbers."""
     t = config.train
     model_cfg = config.model
+    runtime = runtime or Runtime()  # sampling and evaluation: one process on the CPU
     # Initialise the weights from the run's seed without touching the global RNG.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, _INIT))
@@ -176,11 +185,19 @@ def _build_state(
     if isinstance(model_cfg, GANModelConfig):
         if multiplicity is not None and hasattr(G, "set_multiplicity"):
             G.set_multiplicity(multiplicity)
+        G, D = G.to(runtime.device), D.to(runtime.device)
         opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
         opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
-        return GANState(G, D, opt_g, opt_d, _ema(G, t.ema))
-    opt = torch.optim.Adam(model.parameters(), lr=t.lr_g, betas=t.betas_g)
-    return LikelihoodState(model, opt, _ema(model, t.ema))
+        state: TrainingState = GANState(G, D, opt_g, opt_d, _ema(G, t.ema))
+    else:
+        model = model.to(runtime.device)
+        opt = torch.optim.Adam(model.parameters(), lr=t.lr_g, betas=t.betas_g)
+        state = LikelihoodState(model, opt, _ema(model, t.ema))
+    for name in state.optimizers():
+        scaler = runtime.grad_scaler()
+        if scaler is not None:
+            state.scalers[name] = scaler
+    return state
 
 
 def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
@@ -190,14 +207,22 @@ def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
 
 
 def _step_functions(
-    config: Config, sample_real: BatchSampler, holdout: tuple[torch.Tensor, torch.Tensor | None]
+    config: Config,
+    sample_real: BatchSampler,
+    holdout: tuple[torch.Tensor, torch.Tensor | None],
+    runtime: Runtime,
 ) -> tuple[Any, Any]:
     """The family's training step and its held-out evaluation, for ``fit`` and the logger."""
     t, model = config.train, config.model
-    common = {"sample_real": sample_real, "batch_size": t.batch_size, "seed": config.seed}
+    common = {
+        "sample_real": sample_real,
+        "batch_size": t.batch_size,
+        "seed": config.seed,
+        "runtime": runtime,
+    }
     if isinstance(model, VAEModelConfig):
         return vae_step(**common, beta=model.beta, warmup=model.kl_warmup), partial(
-            vae_eval, holdout=holdout, seed=config.seed
+            vae_eval, holdout=holdout, seed=config.seed, runtime=runtime
         )
     if isinstance(model, FlowModelConfig):
         return nll_step(**common, dequantize=model.dequantize), partial(
@@ -211,7 +236,9 @@ def _step_functions(
         r1_weight=config.loss.r1,
         gp_weight=config.loss.gp_weight,
     )
-    return step, partial(gan_eval, objective=objective, holdout=holdout, seed=config.seed)
+    return step, partial(
+        gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
+    )
 
 
 def _load_data(config: Config, progress: bool = False) -> TrainingData:
@@ -225,7 +252,11 @@ def _load_data(config: Config, progress: bool = False) -> TrainingData:
         seed=config.seed,
         progress=progress,
         columns=d.columns,
+        stream_fit_rows=None if d.stream is None else d.stream.fit_rows,
     )
+
+
+_MAY_CHANGE = {"steps", "device", "compile"}  # train settings a resume may change
 
 
 def _check_resumable(saved: dict[str, Any], config: Config) -> None:
@@ -236,12 +267,12 @@ def _check_resumable(saved: dict[str, Any], config: Config) -> None:
         if section == "sample":  # how to sample, not how to train
             continue
         if section == "train" and isinstance(old_value, dict) and isinstance(new_value, dict):
-            old_value = {k: v for k, v in old_value.items() if k != "steps"}
-            new_value = {k: v for k, v in new_value.items() if k != "steps"}
+            old_value = {k: v for k, v in old_value.items() if k not in _MAY_CHANGE}
+            new_value = {k: v for k, v in new_value.items() if k not in _MAY_CHANGE}
         if old_value != new_value:
             raise ConfigError(
                 f"config: {section}: differs from the run's config.yaml; --resume continues "
-                "the same run (only train.steps may change)"
+                "the same run (only train.steps, train.device and train.compile may change)"
             )
 
 
@@ -253,6 +284,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     callbacks: Sequence[Callback] = (),
+    nproc: int = 1,
 ) -> TrainResult:
     """Train a GAN, VAE or flow as ``config`` says and write the run directory ``out``.
 
@@ -260,25 +292,63 @@ def train(
     strings (``"train.steps=200"``). With ``resume`` a killed run continues from its last
     checkpoint and ends with the same weights as an uninterrupted run. ``progress`` shows a
     progress bar on stderr; ``callbacks`` are extra loop hooks (``on_step``, ``on_end``).
+    ``nproc`` > 1 trains on that many local processes with DistributedDataParallel (through
+    torch's elastic launcher, as ``torchrun`` does; ``train.batch_size`` is the global batch).
+    Under ``torchrun`` each rank calls this function and only rank 0 writes ``out``.
     """
     config = _as_config(config, tuple(overrides))
+    if nproc != 1:
+        return _train_on_processes(config, Path(out), resume, progress, nproc)
+    t = config.train
+    with distributed.session(t.device, t.precision, t.compile) as runtime:
+        return _train(config, RunDir(out), resume, progress, callbacks, runtime)
+
+
+def _train_on_processes(
+    config: Config, out: Path, resume: bool, progress: bool, nproc: int
+) -> TrainResult:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="physgan-") as tmp:
+        config_file = Path(tmp) / "config.yaml"
+        RunDir(tmp).write_config(config.to_dict())
+        argv = ["train", str(config_file), "--out", str(out)]
+        argv += ["--resume"] * resume + ["--no-progress"] * (not progress)
+        code = distributed.launch(argv, nproc)
+    stopped_by = {130: "SIGINT", 143: "SIGTERM"}.get(code)
+    if code and stopped_by is None:
+        raise distributed.WorkerFailed(code)
+    run = RunDir(out)
+    rows = run.read_metrics()
+    metrics = rows[-1] if rows else {}
+    return TrainResult(run.root, checkpoint_step(run.checkpoint), metrics, stopped_by)
+
+
+def _train(
+    config: Config,
+    run: RunDir,
+    resume: bool,
+    progress: bool,
+    callbacks: Sequence[Callback],
+    runtime: Runtime,
+) -> TrainResult:
     t = config.train
     pack = config.model.discriminator.pack if isinstance(config.model, GANModelConfig) else 1
-    if t.batch_size % pack:
+    if t.batch_size % (pack * runtime.world_size):
         raise ConfigError(
             f"config: train.batch_size: {t.batch_size} is not a multiple of "
-            f"model.discriminator.pack = {pack}"
+            f"model.discriminator.pack = {pack} times the {runtime.world_size} processes"
         )
-    run = RunDir(out)
+    lead = runtime.rank == 0  # only rank 0 writes the run directory
     created = not run.root.exists()
-    resuming = run.prepare(resume=resume)
+    resuming = run.prepare(resume=resume) if lead else resume and run.checkpoint.is_file()
     if resuming:
         _check_resumable(run.read_config(), config)
 
     try:
-        data = _load_data(config, progress)
+        data = _load_data(config, progress and lead)
     except PhysganError:
-        if created:  # leave no empty run directory behind a refused request
+        if created and lead:  # leave no empty run directory behind a refused request
             run.root.rmdir()
         raise
     cloud = _is_cloud(data.sample_shape)
@@ -286,29 +356,25 @@ def train(
     if config.data.transform == "standardize":
         transform = (ParticleStandardize if cloud else Standardize).fit(data.x_train)
     counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
-    state = _build_state(config, data.sample_shape, data.cond_dim, counts)
+    state = _build_state(config, data.sample_shape, data.cond_dim, counts, runtime)
 
-    def tensor(a: np.ndarray | None) -> torch.Tensor | None:
-        return None if a is None else torch.as_tensor(a, dtype=torch.float32)
-
-    x_train = tensor(transform.forward(data.x_train))
-    cond_train = tensor(data.cond_train)
     n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
     if n_eval == 0:
         raise ConfigError(f"config: data: the holdout has fewer samples than pack = {pack}")
     holdout = (
-        tensor(transform.forward(data.x_holdout[:n_eval])),
-        None if data.cond_holdout is None else tensor(data.cond_holdout[:n_eval]),
+        _tensor(transform.forward(data.x_holdout[:n_eval]), runtime.device),
+        None if data.cond_holdout is None else _tensor(data.cond_holdout[:n_eval], runtime.device),
     )
 
     # Everything is validated; only now does the run directory get its files.
     _check_disk_space(run, state)
-    if resume and run.root.is_dir():
+    if resume and run.root.is_dir() and lead:
         remove_stale(run.root)  # temporary files of writes a kill interrupted
     if resuming:
         load_checkpoint(run.checkpoint, state)
-        run.truncate_metrics(state.step)
-    else:
+        if lead:
+            run.truncate_metrics(state.step)
+    elif lead:
         meta = {
             "physgan_version": __version__,
             "torch_version": torch.__version__,
@@ -322,31 +388,91 @@ def train(
         run.write_json(run.transform, transform.to_dict())
         run.metrics.unlink(missing_ok=True)
 
-    def sample_real(n: int, gen: torch.Generator):
-        idx = torch.randint(x_train.shape[0], (n,), generator=gen)
-        return x_train[idx], None if cond_train is None else cond_train[idx]
-
-    step_fn, evaluate_fn = _step_functions(config, sample_real, holdout)
+    sample_real = _real_batches(config, data, transform, runtime)
+    step_fn, evaluate_fn = _step_functions(config, sample_real, holdout, runtime)
     logger = MetricsLogger(
         run.metrics, every=t.log_every, evaluate=evaluate_fn, tensorboard_dir=run.tensorboard
     )
     checkpointer = Checkpointer(run.checkpoint, every=t.checkpoint_every)
     checkpointer.saved_at = state.step if resuming else -1
-    hooks: list[Callback] = [FiniteGuard(), logger, checkpointer]
-    if progress:
+    # On a GPU, a look at a loss or a flag waits for the device: only at the logged steps.
+    sync_every = 1 if runtime.device.type == "cpu" else t.log_every
+    guard = FiniteGuard(every=sync_every)
+    hooks: list[Callback] = [guard, logger, checkpointer] if lead else [guard]
+    if progress and lead:
         hooks.append(ProgressBar(t.steps, state.step, logger))
+    if isinstance(sample_real, StreamingSampler):
+        hooks.insert(0, sample_real)  # swaps its buffer of the file between steps
+    def stop() -> bool:
+        if runtime.distributed and state.step % sync_every:
+            return False  # the ranks agree on stopping at the synchronised steps only
+        return runtime.any(stopped())
+
     rollbacks = 0
-    with _stop_on_signals() as stopped:
+    with _stop_on_signals() as stopped, _closing(sample_real):
         while True:
+            if isinstance(sample_real, StreamingSampler):
+                sample_real.start(state.step)
             try:
-                fit(state, step_fn, max_steps=t.steps, callbacks=[*hooks, *callbacks], stop=stopped)
+                fit(
+                    state,
+                    step_fn,
+                    max_steps=t.steps,
+                    callbacks=[*hooks, *callbacks],
+                    stop=stop,
+                )
                 break
             except TrainingDiverged as err:
                 if t.on_divergence == "stop" or rollbacks == t.max_rollbacks:
                     raise _diverged(err, run, checkpointer.saved_at, rollbacks) from None
                 rollbacks += 1
-                _roll_back(state, run, str(err))
+                _roll_back(state, run, str(err), lead)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(a, dtype=torch.float32).to(device)
+
+
+def _real_batches(
+    config: Config,
+    data: TrainingData,
+    transform: Standardize | ParticleStandardize | Identity,
+    runtime: Runtime,
+) -> BatchSampler:
+    """This rank's share of each global batch of real training data, in normalised units:
+    drawn from memory, or from buffers of a streamed file."""
+    stream = config.data.stream
+    if data.stream is not None and stream is not None:
+        return StreamingSampler(
+            data.stream,
+            buffer_rows=stream.buffer_rows,
+            refresh_every=stream.refresh_every
+            or max(1, stream.buffer_rows // config.train.batch_size),
+            transform=transform.forward,
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+            device=runtime.device,
+        )
+
+    x_train = _tensor(transform.forward(data.x_train), runtime.device)
+    cond_train = None if data.cond_train is None else _tensor(data.cond_train, runtime.device)
+
+    def sample_real(n: int, gen: torch.Generator):
+        idx = runtime.share(torch.randint(x_train.shape[0], (n,), generator=gen, device=gen.device))
+        return x_train[idx], None if cond_train is None else cond_train[idx]
+
+    return sample_real
+
+
+@contextmanager
+def _closing(sampler: BatchSampler) -> Iterator[None]:
+    """Close a streaming sampler's file and reading thread however training ends."""
+    try:
+        yield
+    finally:
+        if isinstance(sampler, StreamingSampler):
+            sampler.close()
 
 
 def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int) -> Exception:
@@ -359,12 +485,13 @@ def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int)
     return TrainingDiverged(f"{err}; {kept} ({advice})", err.step)
 
 
-def _roll_back(state: TrainingState, run: RunDir, why: str) -> None:
+def _roll_back(state: TrainingState, run: RunDir, why: str, lead: bool) -> None:
     """Reload the last checkpoint and halve every learning rate (train.on_divergence)."""
     if not run.checkpoint.is_file():
         raise TrainingDiverged(f"{why}; no checkpoint to roll back to", state.step)
     load_checkpoint(run.checkpoint, state)
-    run.truncate_metrics(state.step)
+    if lead:
+        run.truncate_metrics(state.step)
     for opt in state.optimizers().values():
         for group in opt.param_groups:
             group["lr"] /= 2

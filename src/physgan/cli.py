@@ -30,14 +30,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides=tuple(args.set),
         resume=args.resume,
         progress=not args.no_progress,
+        nproc=args.nproc,
     )
+    code = {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by or "", 0)
+    if "WORLD_SIZE" in os.environ:
+        from physgan.training.distributed import quiet
+
+        if quiet():  # one rank of several: rank 0, or the launcher, reports
+            return code
     if result.stopped_by:
         print(
             f"physgan: {result.stopped_by}: stopped at step {result.step} after writing a "
             f"checkpoint; `physgan train ... --resume` continues",
             file=sys.stderr,
         )
-        return 130 if result.stopped_by == "SIGINT" else 143
+        return code
     print(f"trained {result.step} steps -> {result.run_dir}")
     if result.metrics:
         print(json.dumps(result.metrics, indent=2))
@@ -66,6 +73,19 @@ def _cmd_compare(args: argparse.Namespace) -> None:
     result = api.compare(args.run_dirs, out=args.out, n=args.n, seed=args.seed)
     print(result.table)
     print(f"\nwrote {result.markdown}, {result.json} and {result.figure}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    result = api.export_onnx(args.run_dir, args.onnx, batch_size=args.batch, opset=args.opset)
+
+    def shape(dims: tuple[int | str, ...]) -> str:
+        return f"({', '.join(map(str, dims))})"
+
+    inputs = ", ".join(f"{name} {shape(dims)}" for name, dims in result.inputs.items())
+    outputs = ", ".join(f"{name} {shape(dims)}" for name, dims in result.outputs.items())
+    print(f"wrote {result.path} (ONNX opset {result.opset}): {inputs} -> {outputs}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -149,6 +169,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="train on N local processes with DistributedDataParallel (as torchrun does; "
+        "train.batch_size is the global batch)",
+    )
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("sample", help="draw samples from a trained run, in the data's units")
@@ -178,6 +205,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_compare)
 
+    p = sub.add_parser(
+        "export", help="write a run's sampler and inverse transform as an ONNX model"
+    )
+    p.add_argument("run_dir")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("--batch", type=int, help="fixed batch size (default: a dynamic batch axis)")
+    p.add_argument("--opset", type=int, help="ONNX opset, 18 to 23 (default: the exporter's)")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
     p.add_argument("--out", default="theory", help="directory for theory.png and theory.json")
     p.set_defaults(func=_cmd_theory)
@@ -193,6 +229,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str) -> None:
+    """Print an error line; one rank of several leaves it for its launcher, or lets rank 0
+    (which meets the same error) say it."""
+    if "WORLD_SIZE" in os.environ:
+        from physgan.training.distributed import report_failure
+
+        if report_failure(line.removeprefix("physgan: ").removeprefix("error: ")):
+            return
+        if os.environ.get("RANK", "0") != "0":
+            return
+    print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = _parser().parse_args(argv)
@@ -202,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = args.func(args)
     except PhysganError as err:
-        print(f"physgan: error: {err}", file=sys.stderr)
+        _say(f"physgan: error: {err}")
         return 2
     except KeyboardInterrupt:
         print("physgan: interrupted", file=sys.stderr)
@@ -213,10 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(
+        _say(
             f"physgan: internal error: {type(err).__name__}: {err} (rerun with --debug for "
-            "the traceback, and please report it)",
-            file=sys.stderr,
+            "the traceback, and please report it)"
         )
         return 1
     return code or 0

@@ -30,6 +30,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+class StreamConfig(_Section):
+    """Train on an HDF5 file larger than memory: shuffled buffers of chunks from across it."""
+
+    buffer_rows: PositiveInt = 1 << 20  # training rows held in RAM (two buffers at most)
+    refresh_every: PositiveInt | None = None  # steps per buffer; None: buffer_rows // batch
+    fit_rows: PositiveInt = 200_000  # rows read up front to fit the transform on
+
+
 class DataConfig(_Section):
     name: str | None = "grid25"  # bimodal, ring8, grid25; jets-gluon, -quark, -top, -W, -Z
     path: Path | None = None  # or a user's file (.npy, .npz, .h5, .root, .parquet; see README)
@@ -38,12 +46,15 @@ class DataConfig(_Section):
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # held out for the JSD bound
     conditional: bool = False  # toys: condition on the one-hot mixture component
     transform: Literal["standardize", "none"] = "standardize"  # per-feature, saved with the run
+    stream: StreamConfig | None = None  # data.path an HDF5 file: stream it (true: defaults)
 
     @model_validator(mode="before")
     @classmethod
     def _path_replaces_name(cls, values: Any) -> Any:
         if isinstance(values, dict) and values.get("path") is not None:
             values = {**values, "name": values.get("name")}
+        if isinstance(values, dict) and isinstance(values.get("stream"), bool):
+            values = {**values, "stream": {} if values["stream"] else None}
         return values
 
     @model_validator(mode="after")
@@ -52,6 +63,10 @@ class DataConfig(_Section):
             raise ValueError("give exactly one of data.name and data.path")
         if self.columns is not None and (self.path is None or not self.columns):
             raise ValueError("data.columns names columns of data.path: give both, non-empty")
+        if self.stream is not None and (
+            self.path is None or self.path.suffix.lower() not in (".h5", ".hdf5") or self.columns
+        ):
+            raise ValueError("data.stream reads a data.path HDF5 file (.h5, .hdf5), no columns")
         return self
 
 
@@ -199,6 +214,11 @@ class TrainConfig(_Section):
     # to that checkpoint with every learning rate halved, at most max_rollbacks times.
     on_divergence: Literal["stop", "rollback"] = "stop"
     max_rollbacks: Annotated[int, Field(ge=0)] = 3
+    # Where and how the same loop runs; none of these changes what is trained, but bf16 and
+    # fp16 change the numbers. auto: the GPU when torch sees one (cuda:LOCAL_RANK under torchrun).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast; fp16 adds a grad scaler
+    compile: bool = False  # torch.compile the networks' forward passes (slow first steps)
 
 
 class SampleConfig(_Section):

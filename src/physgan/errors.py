@@ -7,6 +7,7 @@ __all__ = [
     "MissingExtraError",
     "PhysganError",
     "TrainingDiverged",
+    "WorkerFailed",
 ]
 
 
@@ -36,3 +37,7 @@ class TrainingDiverged(PhysganError):
     def __init__(self, message: str, step: int) -> None:
         super().__init__(message)
         self.step = step
+
+
+class WorkerFailed(PhysganError):
+    """A rank of a multi-process run failed; the message is that rank's own one line."""

@@ -110,14 +110,17 @@ def gradient_penalty(
     cond: Tensor | None = None,
     *,
     generator: torch.Generator | None = None,
+    eps: Tensor | None = None,
 ) -> Tensor:
     """WGAN-GP penalty E[(||grad D(x_hat)|| - 1)^2] on random interpolates (arXiv:1704.00028).
 
-    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U(0, 1)`` per sample, drawn from
-    ``generator`` so the step stays seeded.
+    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U(0, 1)`` per sample: the
+    given ``eps`` (n,), else drawn from ``generator`` so the step stays seeded.
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, generator=generator, dtype=real.dtype, device=real.device)
+    if eps is None:
+        eps = torch.rand(shape, generator=generator, dtype=real.dtype, device=real.device)
+    eps = eps.reshape(shape)
     x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     # A small epsilon inside the root keeps the gradient finite where the norm is 0.
     norm = (_grad_norm_sq(discriminator(x_hat, cond), x_hat) + 1e-12).sqrt()

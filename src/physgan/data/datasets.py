@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from physgan.data.io import read_arrays, read_columns
+from physgan.data.stream import StreamPlan, open_stream
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
 
@@ -24,7 +25,9 @@ class TrainingData:
     """Samples in the data's own units (float32): training and held-out parts.
 
     ``truth`` is the exact density for built-in toys (None for files); conditions are
-    (n, cond_dim) arrays or None for unconditional data.
+    (n, cond_dim) arrays or None for unconditional data. For a streamed file, ``stream`` is
+    its plan and ``x_train`` / ``cond_train`` a subsample of the training rows (to fit the
+    transform on and draw conditions from); training reads the file through the plan.
     """
 
     x_train: np.ndarray
@@ -32,6 +35,7 @@ class TrainingData:
     cond_train: np.ndarray | None
     cond_holdout: np.ndarray | None
     truth: GaussianMixture | None = None
+    stream: StreamPlan | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -52,6 +56,7 @@ def load_training_data(
     seed: int,
     progress: bool = False,
     columns: list[str] | None = None,
+    stream_fit_rows: int | None = None,
 ) -> TrainingData:
     """Build the run's data: ``n_train`` toy samples drawn from ``seed``, ``n_train`` cached
     simulated jets for a ``jets-PROCESS`` name (the same jets for every run seed), or a file's
@@ -60,7 +65,22 @@ def load_training_data(
 
     For toys with ``conditional``, the condition is the one-hot index of the mixture component
     each sample came from. The holdout is the last ``holdout_fraction`` of a seeded shuffle.
+    With ``stream_fit_rows``, an HDF5 ``path`` is planned for streaming instead of read
+    (:func:`physgan.data.stream.open_stream`; the holdout is whole blocks of the file).
     """
+    if stream_fit_rows is not None and path is not None:
+        plan = open_stream(
+            path, holdout_fraction=holdout_fraction, seed=seed, fit_rows=stream_fit_rows
+        )
+        if conditional and plan.cond_key is None:
+            raise DataError(f"{path}: data.conditional is set but the file has no 'cond'")
+        return TrainingData(
+            x_train=plan.x_fit,
+            x_holdout=plan.x_holdout,
+            cond_train=plan.cond_fit,
+            cond_holdout=plan.cond_holdout,
+            stream=plan,
+        )
     truth = None
     if name is not None and name.startswith(JETS_PREFIX):
         from physgan.data.jetgen import cached_jets

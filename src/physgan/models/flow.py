@@ -127,7 +127,8 @@ class Flow(nn.Module):
 
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z from the base N(0, I), shape (n, features)."""
-        return torch.randn(n, self.features, generator=generator)
+        device = None if generator is None else generator.device
+        return torch.randn(n, self.features, generator=generator, device=device)
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """The sample x = T^{-1}(z; cond), shape (B, *sample_shape), of base draws z (B, D)."""

@@ -280,8 +280,9 @@ def sample_latent(
     >>> sample_latent(3, 2, 4, generator=torch.Generator().manual_seed(0)).shape
     torch.Size([3, 6])
     """
-    eps = torch.randn(n, latent_dim, generator=generator)
+    device = None if generator is None else generator.device  # draws on the generator's device
+    eps = torch.randn(n, latent_dim, generator=generator, device=device)
     if not categories:
         return eps
-    code = torch.randint(categories, (n,), generator=generator)
+    code = torch.randint(categories, (n,), generator=generator, device=device)
     return torch.cat([eps, torch.nn.functional.one_hot(code, categories).to(eps.dtype)], dim=1)

@@ -1,5 +1,6 @@
 """The one training loop and what it needs: state, step functions, checkpoints, run dirs."""
 
+from physgan.training import distributed
 from physgan.training.checkpoint import load_checkpoint, save_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.seeding import derive_seed, step_generator
@@ -12,6 +13,7 @@ __all__ = [
     "LikelihoodState",
     "TrainingState",
     "derive_seed",
+    "distributed",
     "fit",
     "gan_eval",
     "gan_step",

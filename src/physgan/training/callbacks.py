@@ -76,10 +76,17 @@ def _non_finite_weight(state: Any) -> str | None:
 class FiniteGuard:
     """Raise :class:`TrainingDiverged` at the first step whose logged losses are not finite.
 
-    Put it before the :class:`Checkpointer`, so that a diverged state is never saved.
+    Put it before the :class:`Checkpointer`, so that a diverged state is never saved. It looks
+    every ``every`` steps (each look waits for the device; the Checkpointer checks the weights
+    themselves either way).
     """
 
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+
     def on_step(self, state: Any, logs: dict[str, Tensor]) -> None:
+        if state.step % self.every:
+            return
         values = torch.stack([v.detach().float().reshape(()) for v in logs.values()])
         if torch.isfinite(values).all():  # one host synchronisation per step
             return

@@ -2,7 +2,8 @@
 
 Layout: tensors named ``<module>.<state-dict key>`` for each network and
 ``<optimizer>.state.<param index>.<name>`` for optimiser buffers; the metadata entry
-``physgan`` holds JSON with the step, the optimisers' ``param_groups`` and any extra fields.
+``physgan`` holds JSON with the step, the optimisers' ``param_groups``, the fp16 grad scalers'
+state and any extra fields. Tensors are saved from the CPU, so a run moves between devices.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
 from physgan.training.state import TrainingState
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint"]
 
 
 def _flatten(state: TrainingState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     tensors: dict[str, torch.Tensor] = {}
     for name, module in state.modules().items():
         for key, value in module.state_dict().items():
-            tensors[f"{name}.{key}"] = value.detach().contiguous()
+            tensors[f"{name}.{key}"] = value.detach().cpu().contiguous()
     groups = {}
     for name, opt in state.optimizers().items():
         sd = opt.state_dict()
@@ -34,9 +35,10 @@ def _flatten(state: TrainingState) -> tuple[dict[str, torch.Tensor], dict[str, A
             for key, value in buffers.items():
                 if not torch.is_tensor(value):
                     raise CheckpointError(f"{name}: non-tensor optimiser state {key!r}")
-                tensors[f"{name}.state.{index}.{key}"] = value.detach().contiguous()
+                tensors[f"{name}.state.{index}.{key}"] = value.detach().cpu().contiguous()
         groups[name] = sd["param_groups"]
-    return tensors, {"step": state.step, "param_groups": groups}
+    scalers = {name: scaler.state_dict() for name, scaler in state.scalers.items()}
+    return tensors, {"step": state.step, "param_groups": groups, "scalers": scalers}
 
 
 def save_checkpoint(
@@ -117,6 +119,11 @@ def _check_modules(path: Path, state: TrainingState, tensors: dict[str, torch.Te
                 )
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The training step a checkpoint was written at (the file is checked, not loaded)."""
+    return _read(Path(path))[1]["step"]
+
+
 def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` into ``state``; return its metadata.
 
@@ -141,6 +148,10 @@ def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
                     index, buf = key[len(prefix) :].split(".", 1)
                     buffers.setdefault(int(index), {})[buf] = value
             opt.load_state_dict({"state": buffers, "param_groups": meta["param_groups"][name]})
+        for name, scaler in state.scalers.items():
+            saved = meta.get("scalers", {}).get(name)
+            if saved:  # absent when the run was written in another precision
+                scaler.load_state_dict(saved)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as err:
         raise CheckpointError(
             f"checkpoint {path}: does not match the model ({_one_line(err)})"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import torch
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.swa_utils import AveragedModel
@@ -13,7 +14,8 @@ __all__ = ["GANState", "LikelihoodState", "TrainingState"]
 
 @dataclass
 class GANState:
-    """Networks, their optimisers, the generator's EMA and the number of generator steps done."""
+    """Networks, their optimisers, the generator's EMA, the fp16 grad scalers (one per
+    optimiser, by its name) and the number of generator steps done."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -21,6 +23,7 @@ class GANState:
     opt_d: Optimizer
     ema: AveragedModel | None = None
     step: int = 0
+    scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
 
     @property
     def sampler(self) -> nn.Module:
@@ -39,12 +42,14 @@ class GANState:
 
 @dataclass
 class LikelihoodState:
-    """A VAE or a flow (one network trained on a likelihood), its optimiser, EMA and step."""
+    """A VAE or a flow (one network trained on a likelihood), its optimiser, EMA, fp16 grad
+    scaler (under ``opt``) and step."""
 
     model: nn.Module
     opt: Optimizer
     ema: AveragedModel | None = None
     step: int = 0
+    scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
 
     @property
     def sampler(self) -> nn.Module:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from physgan.losses import Objective, gradient_penalty, jsd_lower_bound, r1_penalty
-from physgan.training.seeding import step_generator
+from physgan.training.runtime import Runtime, no_weight_grads, optimise
 from physgan.training.state import GANState, LikelihoodState
 
 __all__ = [
@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 # (batch_size, generator) -> (x, cond or None): real training data, drawn with the given stream.
+# With several ranks, this rank's share of the global batch (see Runtime.share).
 BatchSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor | None]]
+_LOCAL = Runtime()  # one process on the CPU, float32, eager
 
 
 def gan_step(
@@ -34,53 +36,69 @@ def gan_step(
     n_critic: int = 1,
     r1_weight: float = 0.0,
     gp_weight: float = 0.0,
+    runtime: Runtime = _LOCAL,
 ) -> Callable[[GANState], dict[str, Tensor]]:
     """One generator step preceded by ``n_critic`` discriminator steps.
 
     Randomness (real batches, z, interpolation weights) comes from a stream derived from
     ``(seed, state.step)``, so step k does the same thing whether or not the run was resumed.
+    ``batch_size`` is the global batch: ``sample_real`` returns this rank's share of it, and
+    the step keeps its share of each global draw (see :class:`Runtime`).
     Returns detached scalar tensors (no host synchronisation): ``d_loss``, ``g_loss`` and the
     mean discriminator outputs ``d_real`` and ``d_fake`` (probabilities for the probabilistic
     objectives, raw critic scores otherwise).
     """
+    nets: dict[str, Callable[..., Tensor]] = {}  # wrapped at the first step (DDP needs a group)
 
     def step(state: GANState) -> dict[str, Tensor]:
-        gen = step_generator(seed, state.step)
         G, D = state.generator, state.discriminator
+        if not nets:
+            nets.update(
+                g_train=runtime.trainable(G),
+                g_frozen=runtime.frozen(G),
+                d_train=runtime.trainable(D),
+                d_frozen=runtime.frozen(D),
+            )
+        gen = runtime.generator(seed, state.step)
         for _ in range(n_critic):
             real, cond = sample_real(batch_size, gen)
-            z = G.sample_latent(batch_size, generator=gen)
-            with torch.no_grad():
-                fake = G(z, cond)
+            z = runtime.share(G.sample_latent(batch_size, generator=gen))
+            with torch.no_grad(), runtime.autocast():
+                fake = nets["g_frozen"](z, cond)
             if r1_weight:
                 real.requires_grad_(True)
-            real_out = D(real, cond)
-            fake_out = D(fake, cond)
+            with runtime.autocast():
+                real_out = nets["d_train"](real, cond)
+                fake_out = nets["d_train"](fake, cond)
+            # Losses and penalties in float32, whatever precision the networks ran in.
+            real_out, fake_out = real_out.float(), fake_out.float()
             d_loss = objective.d_loss(real_out, fake_out)
             if r1_weight:
                 d_loss = d_loss + r1_weight * r1_penalty(real_out, real)
             if gp_weight:
-                d_loss = d_loss + gp_weight * gradient_penalty(D, real, fake, cond, generator=gen)
-            state.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            state.opt_d.step()
+                eps = runtime.share(torch.rand(batch_size, generator=gen, device=gen.device))
+                with runtime.autocast():
+                    gp = gradient_penalty(nets["d_train"], real, fake, cond, eps=eps)
+                d_loss = d_loss + gp_weight * gp.float()
+            optimise(d_loss, state.opt_d, state.scalers.get("opt_d"))
 
-        z = G.sample_latent(batch_size, generator=gen)
-        g_out = D(G(z, cond), cond)
-        g_loss = objective.g_loss(g_out)
-        state.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        state.opt_g.step()
+        z = runtime.share(G.sample_latent(batch_size, generator=gen))
+        with no_weight_grads(D), runtime.autocast():
+            g_out = nets["d_frozen"](nets["g_train"](z, cond), cond)
+        g_loss = objective.g_loss(g_out.float())
+        optimise(g_loss, state.opt_g, state.scalers.get("opt_g"))
         if state.ema is not None:
             state.ema.update_parameters(G)
 
         squash = torch.sigmoid if objective.probabilistic else (lambda t: t)
-        return {
-            "d_loss": d_loss.detach(),
-            "g_loss": g_loss.detach(),
-            "d_real": squash(real_out.detach()).mean(),
-            "d_fake": squash(fake_out.detach()).mean(),
-        }
+        return runtime.mean(
+            {
+                "d_loss": d_loss.detach(),
+                "g_loss": g_loss.detach(),
+                "d_real": squash(real_out.detach()).mean(),
+                "d_fake": squash(fake_out.detach()).mean(),
+            }
+        )
 
     return step
 
@@ -92,6 +110,7 @@ def gan_eval(
     objective: Objective,
     holdout: tuple[Tensor, Tensor | None],
     seed: int,
+    runtime: Runtime = _LOCAL,
 ) -> dict[str, float]:
     """Discriminator outputs on held-out real data and on fresh samples of the training G.
 
@@ -99,7 +118,7 @@ def gan_eval(
     the lower bound on JSD(p_data || p_g) that the current D gives (equal at D = D*).
     """
     real, cond = holdout
-    gen = step_generator(seed, state.step, 1)
+    gen = runtime.generator(seed, state.step, 1)
     G, D = state.generator, state.discriminator
     z = G.sample_latent(real.shape[0], generator=gen)
     was_training = G.training, D.training
@@ -120,10 +139,20 @@ def gan_eval(
     }
 
 
+def _trained(runtime: Runtime, method: str) -> Callable[[LikelihoodState], Callable[..., Tensor]]:
+    """``state.model.method`` as the step calls it, wrapped (DDP, compile) at the first step."""
+    cache: dict[str, Callable[..., Tensor]] = {}
+
+    def get(state: LikelihoodState) -> Callable[..., Tensor]:
+        if not cache:
+            cache["fn"] = runtime.trainable(state.model, method)
+        return cache["fn"]
+
+    return get
+
+
 def _minimise(state: LikelihoodState, loss: Tensor) -> None:
-    state.opt.zero_grad(set_to_none=True)
-    loss.backward()
-    state.opt.step()
+    optimise(loss, state.opt, state.scalers.get("opt"))
     if state.ema is not None:
         state.ema.update_parameters(state.model)
 
@@ -135,6 +164,7 @@ def vae_step(
     seed: int,
     beta: float = 1.0,
     warmup: int = 0,
+    runtime: Runtime = _LOCAL,
 ) -> Callable[[LikelihoodState], dict[str, Tensor]]:
     """One step on the negative beta-ELBO, E[beta_t KL(q(z|x) || p(z)) - log p(x|z)].
 
@@ -142,27 +172,37 @@ def vae_step(
     annealing, Bowman et al. 2016, arXiv:1511.06349), which keeps the decoder from learning to
     ignore z before the encoder carries information (posterior collapse). Returns detached
     scalars in nats per sample (normalised units): ``loss``, ``elbo`` (the bound on log p(x),
-    at beta = 1) and ``kl``.
+    at beta = 1) and ``kl``. Each rank draws the encoder noise for its own share.
     """
+    elbo_terms = _trained(runtime, "elbo_terms")
 
     def step(state: LikelihoodState) -> dict[str, Tensor]:
-        gen = step_generator(seed, state.step)
+        gen = runtime.generator(seed, state.step)
         x, cond = sample_real(batch_size, gen)
-        reconstruction, kl = state.model.elbo_terms(x, cond, generator=gen)
+        with runtime.autocast():
+            reconstruction, kl = elbo_terms(state)(x, cond, generator=gen)
+        reconstruction, kl = reconstruction.float(), kl.float()
         beta_t = beta * min(1.0, (state.step + 1) / warmup) if warmup else beta
         loss = (beta_t * kl - reconstruction).mean()
         _minimise(state, loss)
-        return {
-            "loss": loss.detach(),
-            "elbo": (reconstruction - kl).mean().detach(),
-            "kl": kl.mean().detach(),
-        }
+        return runtime.mean(
+            {
+                "loss": loss.detach(),
+                "elbo": (reconstruction - kl).mean().detach(),
+                "kl": kl.mean().detach(),
+            }
+        )
 
     return step
 
 
 def nll_step(
-    *, sample_real: BatchSampler, batch_size: int, seed: int, dequantize: float = 0.0
+    *,
+    sample_real: BatchSampler,
+    batch_size: int,
+    seed: int,
+    dequantize: float = 0.0,
+    runtime: Runtime = _LOCAL,
 ) -> Callable[[LikelihoodState], dict[str, Tensor]]:
     """One maximum-likelihood step: minimise -E[log q(x)], i.e. KL(p_data || q) + H(p_data).
 
@@ -170,15 +210,18 @@ def nll_step(
     keeps the density finite on discrete or constant features (masks, zero padding). Returns
     ``loss`` = ``nll``, nats per sample in normalised units.
     """
+    log_prob = _trained(runtime, "log_prob")
 
     def step(state: LikelihoodState) -> dict[str, Tensor]:
-        gen = step_generator(seed, state.step)
+        gen = runtime.generator(seed, state.step)
         x, cond = sample_real(batch_size, gen)
         if dequantize:
-            x = x + dequantize * torch.randn(x.shape, generator=gen)
-        loss = -state.model.log_prob(x, cond).mean()
+            noise = torch.randn((batch_size, *x.shape[1:]), generator=gen, device=gen.device)
+            x = x + dequantize * runtime.share(noise)
+        with runtime.autocast():
+            loss = -log_prob(state)(x, cond).float().mean()
         _minimise(state, loss)
-        return {"loss": loss.detach()}
+        return runtime.mean({"loss": loss.detach()})
 
     return step
 
@@ -195,11 +238,15 @@ def _held_out(state: LikelihoodState, fn: Callable[[], Tensor]) -> float:
 
 
 def vae_eval(
-    state: LikelihoodState, *, holdout: tuple[Tensor, Tensor | None], seed: int
+    state: LikelihoodState,
+    *,
+    holdout: tuple[Tensor, Tensor | None],
+    seed: int,
+    runtime: Runtime = _LOCAL,
 ) -> dict[str, float]:
     """``holdout_elbo``: the ELBO (beta = 1) of held-out data, nats per sample."""
     x, cond = holdout
-    gen = step_generator(seed, state.step, 1)
+    gen = runtime.generator(seed, state.step, 1)
 
     def elbo() -> Tensor:
         reconstruction, kl = state.model.elbo_terms(x, cond, generator=gen)
@@ -209,7 +256,10 @@ def vae_eval(
 
 
 def nll_eval(
-    state: LikelihoodState, *, holdout: tuple[Tensor, Tensor | None], seed: int
+    state: LikelihoodState,
+    *,
+    holdout: tuple[Tensor, Tensor | None],
+    seed: int,
 ) -> dict[str, float]:
     """``holdout_nll``: -log q(x) of held-out data, nats per sample (``seed`` is unused)."""
     x, cond = holdout
