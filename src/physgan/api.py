@@ -403,6 +403,7 @@ def _train(
         hooks.append(ProgressBar(t.steps, state.step, logger))
     if isinstance(sample_real, StreamingSampler):
         hooks.insert(0, sample_real)  # swaps its buffer of the file between steps
+
     def stop() -> bool:
         if runtime.distributed and state.step % sync_every:
             return False  # the ranks agree on stopping at the synchronised steps only
