@@ -84,10 +84,24 @@ def test_torchrun_ranks_hold_identical_weights_equal_to_one_process(tiny_config,
     assert [yaml.safe_load(line)["step"] for line in lines] == [10, 20]
 
 
-def test_cli_nproc_resumes_on_another_number_of_processes(tiny_config, tmp_path, capsys):
+FAMILIES = {
+    "gan": None,
+    "vae": {"family": "vae", "hidden": 32, "depth": 1},
+    "flow": {"family": "flow", "hidden": 16, "transforms": 2, "dequantize": 0.01},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cli_nproc_resumes_on_another_number_of_processes(family, tiny_config, tmp_path, capsys):
     """`physgan train --nproc 2` for 10 steps, then one process to 20: the weights of one
-    process that trained all 20 steps."""
+    process that trained all 20 steps, for every family (each draws its noise globally)."""
+    if FAMILIES[family] is not None:
+        tiny_config = {**tiny_config, "model": FAMILIES[family]}
     config = _config(tiny_config, tmp_path, steps=10)
+    if family != "gan":  # no GAN settings for the likelihood families
+        raw = yaml.safe_load(config.read_text())
+        del raw["loss"]
+        config.write_text(yaml.safe_dump(raw))
     out = tmp_path / "run"
     assert main(["train", str(config), "--out", str(out), "--nproc", "2", "--no-progress"]) == 0
     printed = capsys.readouterr().out

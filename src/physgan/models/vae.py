@@ -170,18 +170,24 @@ class VAE(nn.Module):
         return self.decoder(z, cond)
 
     def elbo_terms(
-        self, x: Tensor, cond: Tensor | None = None, *, generator: torch.Generator | None = None
+        self,
+        x: Tensor,
+        cond: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        eps: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Per-sample ELBO terms (reconstruction, kl), each (B,), in nats.
 
         reconstruction = log N(x; decode(z), diag sigma^2) summed over a sample's elements, for
-        one reparameterised draw z = mu + exp(log_var / 2) * eps, eps ~ N(0, I) from
-        ``generator``: an unbiased estimate of E_q[log p(x | z)]. kl = KL(q(z | x) || N(0, I))
-        in closed form. ELBO = reconstruction - kl <= log p(x | cond); both terms are
-        differentiable in the parameters.
+        one reparameterised draw z = mu + exp(log_var / 2) * eps, eps ~ N(0, I) (B, latent_dim)
+        given, or drawn from ``generator``: an unbiased estimate of E_q[log p(x | z)].
+        kl = KL(q(z | x) || N(0, I)) in closed form. ELBO = reconstruction - kl <=
+        log p(x | cond); both terms are differentiable in the parameters.
         """
         mu, log_var = self.encode(x, cond)
-        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
         x_mean = self.decode(mu + torch.exp(0.5 * log_var) * eps, cond)
         sigma = self.sigma
         log_lik = -0.5 * ((x - x_mean) / sigma) ** 2 - torch.log(sigma) - 0.5 * _LOG_2PI

@@ -172,15 +172,17 @@ def vae_step(
     annealing, Bowman et al. 2016, arXiv:1511.06349), which keeps the decoder from learning to
     ignore z before the encoder carries information (posterior collapse). Returns detached
     scalars in nats per sample (normalised units): ``loss``, ``elbo`` (the bound on log p(x),
-    at beta = 1) and ``kl``. Each rank draws the encoder noise for its own share.
+    at beta = 1) and ``kl``.
     """
     elbo_terms = _trained(runtime, "elbo_terms")
 
     def step(state: LikelihoodState) -> dict[str, Tensor]:
         gen = runtime.generator(seed, state.step)
         x, cond = sample_real(batch_size, gen)
+        shape = (batch_size, state.model.latent_dim)
+        eps = runtime.share(torch.randn(shape, generator=gen, device=gen.device))
         with runtime.autocast():
-            reconstruction, kl = elbo_terms(state)(x, cond, generator=gen)
+            reconstruction, kl = elbo_terms(state)(x, cond, eps=eps)
         reconstruction, kl = reconstruction.float(), kl.float()
         beta_t = beta * min(1.0, (state.step + 1) / warmup) if warmup else beta
         loss = (beta_t * kl - reconstruction).mean()
