@@ -24,20 +24,27 @@ from _common import StepTimer, grid25_config, write_json
 from physgan import api
 from physgan.training.runtime import Runtime
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-
-def matmul_rate(device: str, precision: str, size: int = 2048, repeats: int = 5) -> float:
-    """The device's matrix-multiply rate in FLOP/s in this precision (best of ``repeats``)."""
-    a = torch.randn(size, size, device=device, dtype=_DTYPES[precision])
-    b = torch.randn(size, size, device=device, dtype=_DTYPES[precision])
+def matmul_rate(device: str, precision: str, repeats: int = 10) -> float:
+    """The device's matrix-multiply rate in FLOP/s in this precision, through autocast as
+    training multiplies (best of ``repeats``); square matrices of 4096 on a GPU, 512 on a
+    CPU."""
+    size = 4096 if device == "cuda" else 512
+    runtime = Runtime(torch.device(device), precision)
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
     best = float("inf")
-    for _ in range(repeats + 1):  # the first is a warm-up
-        _sync(device)
-        start = time.perf_counter()
-        a @ b
-        _sync(device)
-        best = min(best, time.perf_counter() - start)
+    with runtime.autocast():
+        warm_until = time.perf_counter() + 1.0  # thread pools, kernel selection, clocks
+        while time.perf_counter() < warm_until:
+            torch.nn.functional.linear(a, b)
+            _sync(device)
+        for _ in range(repeats):
+            _sync(device)
+            start = time.perf_counter()
+            torch.nn.functional.linear(a, b)
+            _sync(device)
+            best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
@@ -69,6 +76,9 @@ class _StepFlops:
 
 def training_row(args, device: str, precision: str, compiled: bool, batch: int) -> dict:
     train = {"device": device, "precision": precision, "compile": compiled}
+    # Each run compiles new modules; without a reset, dynamo's per-function recompile limit
+    # (8) is reached after a few runs in one process and the rest silently run eagerly.
+    torch._dynamo.reset()
     with tempfile.TemporaryDirectory() as tmp:
         timer = StepTimer()
         start = time.perf_counter()
