@@ -82,6 +82,7 @@ def test_torchrun_ranks_hold_identical_weights_equal_to_one_process(tiny_config,
     _assert_close({k: single[k] for k in rank0}, rank0, atol=1e-5)
     lines = (ranks / "run" / "metrics.jsonl").read_text().splitlines()
     assert [yaml.safe_load(line)["step"] for line in lines] == [10, 20]
+    assert len(list((ranks / "run" / "tensorboard").iterdir())) == 1  # rank 0's event file
 
 
 FAMILIES = {

@@ -14,7 +14,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -314,10 +314,8 @@ def _train_on_processes(
         RunDir(tmp).write_config(config.to_dict())
         argv = ["train", str(config_file), "--out", str(out)]
         argv += ["--resume"] * resume + ["--no-progress"] * (not progress)
-        code = distributed.launch(argv, nproc)
+        code = distributed.launch(argv, nproc)  # 0, 130 or 143; raises for a failure
     stopped_by = {130: "SIGINT", 143: "SIGTERM"}.get(code)
-    if code and stopped_by is None:
-        raise distributed.WorkerFailed(code)
     run = RunDir(out)
     rows = run.read_metrics()
     metrics = rows[-1] if rows else {}
@@ -391,7 +389,10 @@ def _train(
     sample_real = _real_batches(config, data, transform, runtime)
     step_fn, evaluate_fn = _step_functions(config, sample_real, holdout, runtime)
     logger = MetricsLogger(
-        run.metrics, every=t.log_every, evaluate=evaluate_fn, tensorboard_dir=run.tensorboard
+        run.metrics,
+        every=t.log_every,
+        evaluate=evaluate_fn,
+        tensorboard_dir=run.tensorboard if lead else None,
     )
     checkpointer = Checkpointer(run.checkpoint, every=t.checkpoint_every)
     checkpointer.saved_at = state.step if resuming else -1
@@ -401,8 +402,9 @@ def _train(
     hooks: list[Callback] = [guard, logger, checkpointer] if lead else [guard]
     if progress and lead:
         hooks.append(ProgressBar(t.steps, state.step, logger))
-    if isinstance(sample_real, StreamingSampler):
-        hooks.insert(0, sample_real)  # swaps its buffer of the file between steps
+    streaming = sample_real if isinstance(sample_real, StreamingSampler) else None
+    if streaming is not None:
+        hooks.insert(0, streaming)  # swaps its buffer of the file between steps
 
     def stop() -> bool:
         if runtime.distributed and state.step % sync_every:
@@ -410,10 +412,12 @@ def _train(
         return runtime.any(stopped())
 
     rollbacks = 0
-    with _stop_on_signals() as stopped, _closing(sample_real):
+    with _stop_on_signals() as stopped, ExitStack() as cleanup:
+        if streaming is not None:
+            cleanup.callback(streaming.close)  # its file and reading thread, however it ends
         while True:
-            if isinstance(sample_real, StreamingSampler):
-                sample_real.start(state.step)
+            if streaming is not None:
+                streaming.start(state.step)
             try:
                 fit(
                     state,
@@ -464,16 +468,6 @@ def _real_batches(
         return x_train[idx], None if cond_train is None else cond_train[idx]
 
     return sample_real
-
-
-@contextmanager
-def _closing(sampler: BatchSampler) -> Iterator[None]:
-    """Close a streaming sampler's file and reading thread however training ends."""
-    try:
-        yield
-    finally:
-        if isinstance(sampler, StreamingSampler):
-            sampler.close()
 
 
 def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int) -> Exception:
