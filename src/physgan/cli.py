@@ -233,11 +233,9 @@ def _say(line: str) -> None:
     """Print an error line; one rank of several leaves it for its launcher, or lets rank 0
     (which meets the same error) say it."""
     if "WORLD_SIZE" in os.environ:
-        from physgan.training.distributed import report_failure
+        from physgan.training.distributed import quiet, report_failure
 
-        if report_failure(line.removeprefix("physgan: ").removeprefix("error: ")):
-            return
-        if os.environ.get("RANK", "0") != "0":
+        if report_failure(line.removeprefix("physgan: ").removeprefix("error: ")) or quiet():
             return
     print(line, file=sys.stderr)
 

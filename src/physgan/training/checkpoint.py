@@ -150,7 +150,7 @@ def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
             opt.load_state_dict({"state": buffers, "param_groups": meta["param_groups"][name]})
         for name, scaler in state.scalers.items():
             saved = meta.get("scalers", {}).get(name)
-            if saved:  # absent when the run was written in another precision
+            if saved:  # absent from checkpoints written before fp16 training existed
                 scaler.load_state_dict(saved)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as err:
         raise CheckpointError(

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from physgan.training.seeding import derive_seed
+from physgan.training.seeding import step_generator
 
 __all__ = ["Precision", "Runtime", "no_weight_grads", "optimise"]
 
@@ -58,7 +58,7 @@ class Runtime:
 
     def generator(self, *keys: int) -> torch.Generator:
         """A generator on the device seeded from ``derive_seed(*keys)``: the same on every rank."""
-        return torch.Generator(self.device).manual_seed(derive_seed(*keys))
+        return step_generator(*keys, device=self.device)
 
     def share(self, batch: Tensor) -> Tensor:
         """This rank's contiguous share of a global batch (its first dimension)."""

@@ -18,6 +18,6 @@ def derive_seed(*keys: int) -> int:
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 
-def step_generator(*keys: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``derive_seed(*keys)``."""
-    return torch.Generator().manual_seed(derive_seed(*keys))
+def step_generator(*keys: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from ``derive_seed(*keys)``."""
+    return torch.Generator(device).manual_seed(derive_seed(*keys))
