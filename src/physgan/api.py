@@ -13,7 +13,7 @@ import platform
 import shutil
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -158,10 +158,12 @@ def _build_state(
     cond_dim: int,
     multiplicity: np.ndarray | None = None,
     runtime: Runtime | None = None,
+    cond_transform: Standardize | None = None,
 ) -> TrainingState:
     """Models (on the runtime's device), optimisers, EMA and fp16 grad scalers;
     ``multiplicity`` (counts of real particles per jet in the training data) sets a point-cloud
-    generator's distribution of particle numbers."""
+    generator's distribution of particle numbers, ``cond_transform`` (the standardisation of
+    ``data.condition_on``) the units of the multiplicity it is conditioned on, if it is."""
     t = config.train
     model_cfg = config.model
     runtime = runtime or Runtime()  # sampling and evaluation: one process on the CPU
@@ -172,6 +174,9 @@ def _build_state(
             gcfg = model_cfg.generator.model_dump()
             dcfg = model_cfg.discriminator.model_dump()
             gkind, dkind = gcfg.pop("kind"), dcfg.pop("kind")
+            conditions = config.data.condition_on or []
+            if gkind == "epic" and "n_particles" in conditions:
+                gcfg["multiplicity_cond"] = conditions.index("n_particles")
             G = GENERATORS.get(gkind)(
                 **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
             )
@@ -185,6 +190,9 @@ def _build_state(
     if isinstance(model_cfg, GANModelConfig):
         if multiplicity is not None and hasattr(G, "set_multiplicity"):
             G.set_multiplicity(multiplicity)
+        column = getattr(G, "multiplicity_cond", None)
+        if column is not None and cond_transform is not None:
+            G.set_multiplicity_condition(cond_transform.mean[column], cond_transform.std[column])
         G, D = G.to(runtime.device), D.to(runtime.device)
         opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
         opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
@@ -253,6 +261,7 @@ def _load_data(config: Config, progress: bool = False) -> TrainingData:
         progress=progress,
         columns=d.columns,
         stream_fit_rows=None if d.stream is None else d.stream.fit_rows,
+        condition_on=d.condition_on,
     )
 
 
@@ -354,14 +363,17 @@ def _train(
     if config.data.transform == "standardize":
         transform = (ParticleStandardize if cloud else Standardize).fit(data.x_train)
     counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
-    state = _build_state(config, data.sample_shape, data.cond_dim, counts, runtime)
+    cond_transform = _fit_cond_transform(config, data)
+    state = _build_state(config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform)
 
     n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
     if n_eval == 0:
         raise ConfigError(f"config: data: the holdout has fewer samples than pack = {pack}")
     holdout = (
         _tensor(transform.forward(data.x_holdout[:n_eval]), runtime.device),
-        None if data.cond_holdout is None else _tensor(data.cond_holdout[:n_eval], runtime.device),
+        None
+        if data.cond_holdout is None
+        else _tensor(cond_transform.forward(data.cond_holdout[:n_eval]), runtime.device),
     )
 
     # Everything is validated; only now does the run directory get its files.
@@ -380,13 +392,14 @@ def _train(
             "seed": config.seed,
             "sample_shape": list(data.sample_shape),
             "cond_dim": data.cond_dim,
+            "cond_transform": cond_transform.to_dict(),
         }
         run.write_config(config.to_dict())
         run.write_json(run.meta, meta)
         run.write_json(run.transform, transform.to_dict())
         run.metrics.unlink(missing_ok=True)
 
-    sample_real = _real_batches(config, data, transform, runtime)
+    sample_real = _real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = _step_functions(config, sample_real, holdout, runtime)
     logger = MetricsLogger(
         run.metrics,
@@ -435,6 +448,19 @@ def _train(
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
 
 
+def _fit_cond_transform(config: Config, data: TrainingData) -> Standardize | Identity:
+    """Networks see ``data.condition_on`` standardised (a jet pT of 1 TeV, multiplicities of
+    tens); one-hot and file conditions as they are."""
+    if config.data.condition_on and data.cond_train is not None:
+        return Standardize.fit(data.cond_train)
+    return Identity()
+
+
+def _cond_transform(meta: dict[str, Any]) -> Standardize | ParticleStandardize | Identity:
+    """The run's transform of conditions (identity for runs saved before there was one)."""
+    return transform_from_dict(meta.get("cond_transform", {"kind": "none"}))
+
+
 def _tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(a, dtype=torch.float32).to(device)
 
@@ -443,6 +469,7 @@ def _real_batches(
     config: Config,
     data: TrainingData,
     transform: Standardize | ParticleStandardize | Identity,
+    cond_transform: Standardize | Identity,
     runtime: Runtime,
 ) -> BatchSampler:
     """This rank's share of each global batch of real training data, in normalised units:
@@ -461,7 +488,9 @@ def _real_batches(
         )
 
     x_train = _tensor(transform.forward(data.x_train), runtime.device)
-    cond_train = None if data.cond_train is None else _tensor(data.cond_train, runtime.device)
+    cond_train = data.cond_train
+    if cond_train is not None:
+        cond_train = _tensor(cond_transform.forward(cond_train), runtime.device)
 
     def sample_real(n: int, gen: torch.Generator):
         idx = runtime.share(torch.randint(x_train.shape[0], (n,), generator=gen, device=gen.device))
@@ -618,7 +647,7 @@ def _sample_run(
     state: TrainingState,
     n: int,
     seed: int,
-    cond: np.ndarray | None = None,
+    cond: np.ndarray | Mapping[str, float] | None = None,
     rejection: bool | None = None,
 ) -> np.ndarray:
     if rejection is None:
@@ -634,7 +663,10 @@ def _sample_run(
             x_train = transform.forward(_load_data(config).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
     else:
-        x_norm = _generate(state.sampler, n, _conditions(config, meta, cond, n, seed), seed)
+        cond = _conditions(config, meta, cond, n, seed)
+        if cond is not None:
+            cond = _cond_transform(meta).forward(cond).astype(np.float32)
+        x_norm = _generate(state.sampler, n, cond, seed)
     x = transform.inverse(x_norm).astype(np.float32)
     if _is_cloud(x.shape[1:]):  # the file layout: 0/1 mask, zero padding, highest pT first
         x = sort_by_pt(canonical_cloud(x))
@@ -642,9 +674,22 @@ def _sample_run(
 
 
 def _conditions(
-    config: Config, meta: dict[str, Any], cond: np.ndarray | None, n: int, seed: int
+    config: Config,
+    meta: dict[str, Any],
+    cond: np.ndarray | Mapping[str, float] | None,
+    n: int,
+    seed: int,
 ) -> np.ndarray | None:
-    """The checked ``cond`` given by the caller, else conditions drawn from the training data."""
+    """The checked ``cond`` given by the caller (rows, or one value per name of
+    ``data.condition_on``), else conditions drawn from the training data."""
+    if isinstance(cond, Mapping):
+        names = config.data.condition_on or []
+        if sorted(cond) != sorted(names):
+            raise ConfigError(
+                f"cond: the run is conditioned on {', '.join(names) or 'nothing by name'}; "
+                f"got {', '.join(sorted(cond)) or 'nothing'}"
+            )
+        cond = np.tile(np.array([cond[name] for name in names], dtype=np.float32), (n, 1))
     if cond is not None:
         cond = np.asarray(cond, dtype=np.float32)
         if cond.shape != (n, meta["cond_dim"]) or not np.isfinite(cond).all():
@@ -664,17 +709,19 @@ def sample(
     n: int,
     *,
     seed: int = 0,
-    cond: np.ndarray | None = None,
+    cond: np.ndarray | Mapping[str, float] | None = None,
     out: str | Path | None = None,
     rejection: bool | None = None,
 ) -> np.ndarray:
     """Draw ``n`` samples in the data's own units from a trained run (its EMA generator if on).
 
-    Conditional runs use ``cond`` (n, cond_dim) when given, else draw conditions from the
-    training data's. With ``out`` (a ``.npy`` or ``.h5`` path) the samples are also written
-    there, atomically. ``rejection`` (None: the config's ``sample.rejection``) keeps each
-    sample with probability exp(logit D(x) - M), the trained discriminator's estimate of
-    p_data / p_g (see :func:`physgan.sampling.rejection_sample`).
+    Conditional runs use ``cond`` (n, cond_dim) when given, or for a run with
+    ``data.condition_on`` one value per name for all n (``{"pt": 1200.0, "n_particles": 25}``,
+    in physics units), else draw conditions from the training data's. With ``out`` (a
+    ``.npy`` or ``.h5`` path) the samples are also written there, atomically. ``rejection``
+    (None: the config's ``sample.rejection``) keeps each sample with probability
+    exp(logit D(x) - M), the trained discriminator's estimate of p_data / p_g (see
+    :func:`physgan.sampling.rejection_sample`).
     """
     if n < 1:
         raise ConfigError(f"-n: must be a positive number of samples, got {n}")

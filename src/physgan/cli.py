@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -51,10 +52,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _condition(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not sep or not name or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}")
+    return name, number
+
+
 def _cmd_sample(args: argparse.Namespace) -> None:
     from physgan import api
 
-    x = api.sample(args.run_dir, args.n, seed=args.seed, out=args.output, rejection=args.rejection)
+    x = api.sample(
+        args.run_dir,
+        args.n,
+        seed=args.seed,
+        cond=dict(args.cond) if args.cond else None,
+        out=args.output,
+        rejection=args.rejection,
+    )
     print(f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} -> {args.output}")
 
 
@@ -183,6 +202,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, required=True, help="number of samples")
     p.add_argument("-o", "--output", required=True, help="output file (.npy or .h5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cond",
+        action="append",
+        type=_condition,
+        metavar="NAME=VALUE",
+        help="for a run with data.condition_on: the value of each condition, e.g. --cond "
+        "pt=1200 --cond n_particles=25 (default: conditions drawn from the training data)",
+    )
     _rejection_flag(p)
     p.set_defaults(func=_cmd_sample)
 

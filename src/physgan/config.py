@@ -44,7 +44,9 @@ class DataConfig(_Section):
     columns: list[str] | None = None  # features from these columns / branches / datasets of path
     n_train: PositiveInt = 100_000  # built-in toys: training samples drawn once from the seed
     holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1  # held out for the JSD bound
-    conditional: bool = False  # toys: condition on the one-hot mixture component
+    conditional: bool = False  # toys: condition on the one-hot mixture component (files: cond)
+    # jets: condition on these jet features (standardised; n_particles also sets the multiplicity)
+    condition_on: list[Literal["pt", "eta", "mass", "n_particles"]] | None = None
     transform: Literal["standardize", "none"] = "standardize"  # per-feature, saved with the run
     stream: StreamConfig | None = None  # data.path an HDF5 file: stream it (true: defaults)
 
@@ -67,6 +69,14 @@ class DataConfig(_Section):
             self.path is None or self.path.suffix.lower() not in (".h5", ".hdf5") or self.columns
         ):
             raise ValueError("data.stream reads a data.path HDF5 file (.h5, .hdf5), no columns")
+        if self.condition_on is not None:
+            if not self.condition_on or len(set(self.condition_on)) < len(self.condition_on):
+                raise ValueError("data.condition_on: name each jet feature once, at least one")
+            if self.conditional or self.stream is not None or self.columns:
+                raise ValueError(
+                    "data.condition_on: conditions on a jet file's features; it cannot be "
+                    "combined with data.conditional, data.stream or data.columns"
+                )
         return self
 
 

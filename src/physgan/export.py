@@ -136,17 +136,32 @@ class PhysicsSampler(nn.Module):
             ``forward(z, cond=None)``), in eval mode for export.
         inverse: the run's :class:`InverseTransform`.
         cloud: apply :func:`cloud_layout` (samples of shape (N, 4)).
+        condition: the run's transform of conditions (``data.condition_on`` is standardised),
+            applied to ``cond`` before the sampler sees it.
 
     Shapes:
-        ``forward(z, cond=None)``: z (B, *latent_shape), cond (B, cond_dim) or None ->
-        (B, *sample_shape) in physics units.
+        ``forward(z, cond=None)``: z (B, *latent_shape), cond (B, cond_dim) in physics units
+        or None -> (B, *sample_shape) in physics units.
     """
 
-    def __init__(self, sampler: nn.Module, inverse: InverseTransform, *, cloud: bool) -> None:
+    cond_mean: Tensor
+    cond_std: Tensor
+
+    def __init__(
+        self,
+        sampler: nn.Module,
+        inverse: InverseTransform,
+        *,
+        cloud: bool,
+        condition: Standardize | ParticleStandardize | Identity | None = None,
+    ) -> None:
         super().__init__()
         self.sampler = sampler
         self.inverse = inverse
         self.cloud = cloud
+        scaled = isinstance(condition, Standardize)
+        self.register_buffer("cond_mean", torch.tensor(condition.mean if scaled else ()))
+        self.register_buffer("cond_std", torch.tensor(condition.std if scaled else ()))
 
     def sample_latent(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """n draws of z, as the sampler draws them."""
@@ -154,6 +169,8 @@ class PhysicsSampler(nn.Module):
 
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """Samples (B, *sample_shape) in physics units; see the class docstring."""
+        if cond is not None and self.cond_mean.numel():
+            cond = (cond - self.cond_mean) / self.cond_std
         x = self.inverse(self.sampler(z, cond))
         return cloud_layout(x) if self.cloud else x
 
@@ -176,13 +193,16 @@ def physics_sampler(run_dir: str | Path) -> tuple[PhysicsSampler, dict[str, Any]
     The summary holds ``run`` (the directory), ``family`` (gan, vae, flow), ``step``,
     ``sample_shape``, ``cond_dim`` and ``rejection`` (the run's ``sample.rejection``).
     """
-    from physgan.api import _is_cloud, _load_run  # api imports this module
+    from physgan.api import _cond_transform, _is_cloud, _load_run  # api imports this module
 
     run, config, meta, state = _load_run(run_dir)
     transform = transform_from_dict(run.read_json(run.transform))
     sample_shape = tuple(meta["sample_shape"])
     model = PhysicsSampler(
-        state.sampler, InverseTransform(transform), cloud=_is_cloud(sample_shape)
+        state.sampler,
+        InverseTransform(transform),
+        cloud=_is_cloud(sample_shape),
+        condition=_cond_transform(meta),
     ).eval()
     summary = {
         "run": str(run.root),
@@ -360,7 +380,10 @@ def export_onnx(
     outputs = {"x": (axis, *summary["sample_shape"])}
     latent: dict[str, Any] = {"shape": list(z.shape[1:]), "sampler": sampler_name}
     multiplicity = getattr(model.sampler, "multiplicity", None)
-    if isinstance(multiplicity, Tensor):  # EPiC: k ~ Categorical(p_k), mask = rows < k
+    column = getattr(model.sampler, "multiplicity_cond", None)
+    if column is not None:  # EPiC conditioned on k: noise for all N rows, rows < k kept
+        latent["multiplicity_from_cond"] = column
+    elif isinstance(multiplicity, Tensor):  # EPiC: k ~ Categorical(p_k), mask = rows < k
         latent["multiplicity"] = multiplicity.tolist()
     categories = getattr(model.sampler, "categories", 0)
     if categories:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from physgan.data.io import read_arrays, read_columns
+from physgan.data.io import load, read_arrays, read_columns
+from physgan.data.jets import JET_FEATURES
 from physgan.data.stream import StreamPlan, open_stream
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
@@ -57,6 +58,7 @@ def load_training_data(
     progress: bool = False,
     columns: list[str] | None = None,
     stream_fit_rows: int | None = None,
+    condition_on: list[str] | None = None,
 ) -> TrainingData:
     """Build the run's data: ``n_train`` toy samples drawn from ``seed``, ``n_train`` cached
     simulated jets for a ``jets-PROCESS`` name (the same jets for every run seed), or a file's
@@ -64,7 +66,10 @@ def load_training_data(
     ``progress`` shows a progress bar while jets are simulated.
 
     For toys with ``conditional``, the condition is the one-hot index of the mixture component
-    each sample came from. The holdout is the last ``holdout_fraction`` of a seeded shuffle.
+    each sample came from. With ``condition_on`` (names in
+    :data:`physgan.data.jets.JET_FEATURES`), the conditions are those columns of a jet file's
+    ``jets`` array, in physics units (GeV for pt and mass). The holdout is the last
+    ``holdout_fraction`` of a seeded shuffle.
     With ``stream_fit_rows``, an HDF5 ``path`` is planned for streaming instead of read
     (:func:`physgan.data.stream.open_stream`; the holdout is whole blocks of the file).
     """
@@ -94,6 +99,8 @@ def load_training_data(
         x, cond = read_arrays(path)
         if conditional and cond is None:
             raise DataError(f"{path}: data.conditional is set but the file has no 'cond'")
+        if condition_on:
+            cond = _jet_conditions(path, condition_on, x.shape[0])
     else:
         truth = TOY_DATASETS.get(name)()
         x, labels = truth.sample_labelled(n_train, seed)
@@ -114,3 +121,19 @@ def load_training_data(
         cond_holdout=None if cond is None else cond[hold],
         truth=truth,
     )
+
+
+def _jet_conditions(path: str | Path, names: list[str], n: int) -> np.ndarray:
+    """Columns ``names`` of the ``jets`` array (n, 4) of a jet file, float32 (n, len(names))."""
+    try:
+        jets = load(path, ["jets"])["jets"]
+    except DataError:
+        raise DataError(
+            f"{path}: data.condition_on needs a jet file (particles + jets); it has no 'jets'"
+        ) from None
+    if jets.shape != (n, len(JET_FEATURES)) or not np.isfinite(jets).all():
+        raise DataError(
+            f"{path}: jets must be {n} finite rows of {len(JET_FEATURES)} features "
+            f"({', '.join(JET_FEATURES)}), got shape {jets.shape}"
+        )
+    return jets[:, [JET_FEATURES.index(name) for name in names]].astype(np.float32)

@@ -138,7 +138,10 @@ class EPiCGenerator(nn.Module):
     distribution in the buffer ``multiplicity`` (probabilities of k = 0..N, saved in the
     state dict; default: always N); set it from the training data with
     :meth:`set_multiplicity`. Real particles come first in z (mask 1 for rows < k), but the
-    generated particles are not pT-ordered: sort them if a consumer needs that order.
+    generated particles are not pT-ordered: sort them if a consumer needs that order. With
+    ``multiplicity_cond`` set, k is instead column ``multiplicity_cond`` of the condition (in
+    units set by :meth:`set_multiplicity_condition`): a jet is generated with exactly the
+    number of particles it is conditioned on, whatever z's mask says.
 
     Args:
         n_particles: N, the padded number of particles per jet.
@@ -148,6 +151,7 @@ class EPiCGenerator(nn.Module):
         hidden: per-particle hidden width.
         layers: number of EPiC layers.
         cond_dim: width of the condition vector; 0 for an unconditional generator.
+        multiplicity_cond: the column of the condition that holds the multiplicity, or None.
 
     Shapes:
         ``sample_latent(n)`` -> z (n, N, latent_dim + 1): noise, then the mask channel.
@@ -172,6 +176,7 @@ class EPiCGenerator(nn.Module):
         hidden: int = 128,
         layers: int = 6,
         cond_dim: int = 0,
+        multiplicity_cond: int | None = None,
     ) -> None:
         super().__init__()
         check_positive(
@@ -182,6 +187,12 @@ class EPiCGenerator(nn.Module):
             hidden=hidden,
         )
         check_non_negative(layers=layers, cond_dim=cond_dim)
+        if multiplicity_cond is not None and not 0 <= multiplicity_cond < cond_dim:
+            raise ValueError(
+                f"multiplicity_cond must be a column of the condition (0 to {cond_dim - 1}), "
+                f"got {multiplicity_cond}"
+            )
+        self.multiplicity_cond = multiplicity_cond
         self.n_particles = n_particles
         self.features = features
         self.latent_dim = latent_dim
@@ -200,6 +211,19 @@ class EPiCGenerator(nn.Module):
         default = torch.zeros(n_particles + 1)
         default[n_particles] = 1.0
         self.register_buffer("multiplicity", default)
+        if multiplicity_cond is not None:
+            # (shift, scale): multiplicity = cond[:, multiplicity_cond] * scale + shift
+            self.register_buffer("multiplicity_units", torch.tensor([0.0, 1.0]))
+
+    @torch.no_grad()
+    def set_multiplicity_condition(self, shift: float, scale: float) -> None:
+        """Units of the multiplicity column of the condition: k = cond * scale + shift (e.g.
+        the mean and std it was standardised with), rounded to the nearest integer in [0, N]."""
+        if self.multiplicity_cond is None:
+            raise ValueError("this generator takes no multiplicity from its condition")
+        if not (np.isfinite(shift) and np.isfinite(scale) and scale > 0):
+            raise ValueError(f"need a finite shift and scale > 0, got {shift}, {scale}")
+        self.multiplicity_units.copy_(torch.tensor([shift, scale]))
 
     @torch.no_grad()
     def set_multiplicity(self, counts: np.ndarray | Tensor) -> None:
@@ -236,9 +260,12 @@ class EPiCGenerator(nn.Module):
 
         The multiplicity k of each jet is drawn from ``multiplicity``, or taken from ``n_real``
         (n,) integers in [0, N] when given (e.g. the multiplicities of a real batch, or the ones
-        a user asks for).
+        a user asks for). A generator with ``multiplicity_cond`` draws noise for all N
+        particles: its forward keeps the first k of them, k from the condition.
         """
         device = generator.device if generator is not None else torch.device("cpu")
+        if n_real is None and self.multiplicity_cond is not None:
+            n_real = torch.full((n,), self.n_particles, device=device)  # forward masks by cond
         if n_real is None:
             probs = self.multiplicity.detach().to(device, torch.float64)
             k = torch.multinomial(probs, n, replacement=True, generator=generator)
@@ -258,11 +285,21 @@ class EPiCGenerator(nn.Module):
         z = torch.cat([eps, torch.ones_like(eps[..., :1])], dim=-1) * mask
         return z.to(self.multiplicity.device)
 
+    def condition_k(self, cond: Tensor) -> Tensor:
+        """The multiplicities (B,) a condition (B, cond_dim) asks for, as integers in [0, N]."""
+        shift, scale = self.multiplicity_units
+        k = torch.round(cond[:, self.multiplicity_cond].float() * scale + shift)
+        return k.clamp(0, self.n_particles).long()
+
     def forward(self, z: Tensor, cond: Tensor | None = None) -> Tensor:
         """Clouds (B, N, features + 1) from z (B, N, latent_dim + 1) and cond (B, cond_dim)."""
         check_features(z, (self.n_particles, self.latent_dim + 1), "z")
         cond = check_cond(cond, self.cond_dim, z.shape[0])
-        real = z[..., -1:] > 0.5
+        if self.multiplicity_cond is None:
+            real = z[..., -1:] > 0.5
+        else:
+            positions = torch.arange(self.n_particles, device=z.device)
+            real = (positions < self.condition_k(cond)[:, None]).unsqueeze(-1)
         mask = real.to(z.dtype)
         eps = torch.where(real, z[..., :-1], 0.0)
         seed = eps.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0).sqrt()

@@ -134,6 +134,11 @@ class RunDir:
             raise CheckpointError(f"{self.meta}: sample_shape must be a list of positive integers")
         if not _count(cond_dim, 0):
             raise CheckpointError(f"{self.meta}: cond_dim must be a non-negative integer")
+        if "cond_transform" in meta:  # written since physgan conditions on jet features
+            spec = meta["cond_transform"]
+            if not isinstance(spec, dict) or spec.get("kind") not in ("standardize", "none"):
+                raise CheckpointError(f"{self.meta}: cond_transform: expected standardize or none")
+            _check_affine(self.meta, spec, cond_dim)
 
     def _check_transform(self, spec: dict[str, Any]) -> None:
         kinds = ("standardize", "particle_standardize", "none")
@@ -142,23 +147,11 @@ class RunDir:
             raise CheckpointError(
                 f"{self.transform}: unknown kind {kind!r}; expected one of {', '.join(kinds)}"
             )
-        if kind == "none":
+        if kind == "none" or not self.meta.is_file():
+            _check_affine(self.transform, spec, None)
             return
-        mean, std = spec.get("mean"), spec.get("std")
-        if not (_numbers(mean) and _numbers(std) and len(mean) == len(std) and mean):
-            raise CheckpointError(
-                f"{self.transform}: mean and std must be equally long lists of finite numbers"
-            )
-        if min(std) <= 0:
-            raise CheckpointError(f"{self.transform}: std must be positive")
-        if self.meta.is_file():
-            shape = self.read_json(self.meta)["sample_shape"]
-            features = shape[-1] - (kind == "particle_standardize")
-            if len(mean) != features:
-                raise CheckpointError(
-                    f"{self.transform}: {len(mean)} features, but the data have {features} "
-                    f"(sample shape {tuple(shape)} in meta.json)"
-                )
+        shape = self.read_json(self.meta)["sample_shape"]
+        _check_affine(self.transform, spec, shape[-1] - (kind == "particle_standardize"))
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """The logged rows of ``metrics.jsonl``; a line cut by a kill, and all after it, are
@@ -200,3 +193,16 @@ def _numbers(values: Any) -> bool:
     return isinstance(values, list) and all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
     )
+
+
+def _check_affine(path: Path, spec: dict[str, Any], features: int | None) -> None:
+    """A standardisation's mean and std: finite, positive std, ``features`` long if given."""
+    if spec.get("kind") == "none":
+        return
+    mean, std = spec.get("mean"), spec.get("std")
+    if not (_numbers(mean) and _numbers(std) and len(mean) == len(std) and mean):
+        raise CheckpointError(f"{path}: mean and std must be equally long lists of finite numbers")
+    if min(std) <= 0:
+        raise CheckpointError(f"{path}: std must be positive")
+    if features is not None and len(mean) != features:
+        raise CheckpointError(f"{path}: {len(mean)} features, but the data have {features}")
