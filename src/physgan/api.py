@@ -15,10 +15,10 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -81,6 +81,9 @@ from physgan.training.steps import (
     vae_eval,
     vae_step,
 )
+
+if TYPE_CHECKING:
+    from physgan.evaluation import Evaluation
 
 __all__ = [
     "Comparison",
@@ -801,16 +804,21 @@ def evaluate(
     rows = run.read_metrics()
     scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
-    result = _json_ready(
-        {
-            "n_samples": n,
-            "n_compared": n_compared,
-            "seed": seed,
-            "step": state.step,
-            "rejection": rejection,
-        }
-        | scored.metrics
-    )
+    summary = {
+        "n_samples": n,
+        "n_compared": n_compared,
+        "seed": seed,
+        "step": state.step,
+        "rejection": rejection,
+    }
+    if reference is None and data.classes is not None and data.cond_holdout is not None:
+        summary["classes"] = {}
+        for index, name in enumerate(data.classes):
+            by_class = _evaluate_class(run, config, meta, state, data, index, n, seed)
+            summary["classes"][name] = by_class.metrics
+            scored.rows += [replace(r, metric=f"{name}: {r.metric}") for r in by_class.rows]
+            scored.figures += [(f"{name} jets: {c}", fig) for c, fig in by_class.figures]
+    result = _json_ready(summary | scored.metrics)
     run.write_json(run.evaluation, result)
 
     source = config.data.path or config.data.name
@@ -838,6 +846,31 @@ def evaluate(
         provenance=provenance,
     )
     return result
+
+
+def _evaluate_class(
+    run: RunDir,
+    config: Config,
+    meta: dict[str, Any],
+    state: TrainingState,
+    data: TrainingData,
+    index: int,
+    n: int,
+    seed: int,
+) -> Evaluation:
+    """One class of a class-conditional run: samples generated with that class's one-hot
+    condition against the held-out samples of the class."""
+    from physgan.evaluation import evaluate_samples
+
+    assert data.cond_holdout is not None  # the caller checks it
+    real = data.x_holdout[data.cond_holdout.argmax(axis=1) == index]
+    n_class = min(n, len(real) // 2)
+    if n_class < 2:
+        raise DataError(f"{run.root}: the holdout has too few samples of class {index}")
+    cond = np.zeros((n_class, data.cond_dim), dtype=np.float32)
+    cond[:, index] = 1.0
+    generated = _sample_run(run, config, meta, state, n_class, seed, cond, False)
+    return evaluate_samples(real, generated, seed=seed)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +14,15 @@ from physgan.data.stream import StreamPlan, open_stream
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
 
-__all__ = ["JETS_PREFIX", "TrainingData", "load_training_data"]
+__all__ = ["JETS_PREFIX", "JET_IMAGES", "TrainingData", "load_training_data"]
 
 # Built-in jet data: "jets-gluon" etc., n_train jets of 30 particles simulated once with seed 0
 # by Pythia 8 + FastJet and cached (see physgan.data.jetgen.cached_jets).
 JETS_PREFIX = "jets-"
+# Built-in jet images: n_train / 2 W and n_train / 2 QCD images of the LAGAN benchmark, cached;
+# with data.conditional the condition is the one-hot class [W, QCD].
+JET_IMAGES = "jet-images"
+_IMAGE_CLASSES = ("W", "QCD")
 
 
 @dataclass(frozen=True)
@@ -26,9 +30,11 @@ class TrainingData:
     """Samples in the data's own units (float32): training and held-out parts.
 
     ``truth`` is the exact density for built-in toys (None for files); conditions are
-    (n, cond_dim) arrays or None for unconditional data. For a streamed file, ``stream`` is
-    its plan and ``x_train`` / ``cond_train`` a subsample of the training rows (to fit the
-    transform on and draw conditions from); training reads the file through the plan.
+    (n, cond_dim) arrays or None for unconditional data. ``classes`` names the classes of
+    data whose conditions are one-hot class labels (the W and QCD jet images), else None.
+    For a streamed file, ``stream`` is its plan and ``x_train`` / ``cond_train`` a subsample
+    of the training rows (to fit the transform on and draw conditions from); training reads
+    the file through the plan.
     """
 
     x_train: np.ndarray
@@ -37,6 +43,7 @@ class TrainingData:
     cond_holdout: np.ndarray | None
     truth: GaussianMixture | None = None
     stream: StreamPlan | None = None
+    classes: tuple[str, ...] | None = None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -87,6 +94,8 @@ def load_training_data(
             stream=plan,
         )
     truth = None
+    if name == JET_IMAGES:
+        return _split(*_jet_images(n_train, conditional, progress), holdout_fraction, seed, name)
     if name is not None and name.startswith(JETS_PREFIX):
         from physgan.data.jetgen import cached_jets
 
@@ -106,11 +115,24 @@ def load_training_data(
         x, labels = truth.sample_labelled(n_train, seed)
         x = x.astype(np.float32)
         cond = np.eye(truth.n_components, dtype=np.float32)[labels] if conditional else None
+    data = _split(x, cond, None, holdout_fraction, seed, str(path or name))
+    return data if truth is None else replace(data, truth=truth)
+
+
+def _split(
+    x: np.ndarray,
+    cond: np.ndarray | None,
+    classes: tuple[str, ...] | None,
+    holdout_fraction: float,
+    seed: int,
+    source: str,
+) -> TrainingData:
+    """Training data with the last ``holdout_fraction`` of a seeded shuffle held out."""
     n_holdout = round(holdout_fraction * x.shape[0])
     if n_holdout < 1 or n_holdout >= x.shape[0]:
         raise ConfigError(
             f"config: data.holdout_fraction: leaves no training or holdout data "
-            f"from the {x.shape[0]} samples of {path or name}"
+            f"from the {x.shape[0]} samples of {source}"
         )
     order = np.random.default_rng([seed, 1]).permutation(x.shape[0])
     train, hold = order[:-n_holdout], order[-n_holdout:]
@@ -119,8 +141,26 @@ def load_training_data(
         x_holdout=x[hold],
         cond_train=None if cond is None else cond[train],
         cond_holdout=None if cond is None else cond[hold],
-        truth=truth,
+        classes=classes if cond is not None else None,
     )
+
+
+def _jet_images(
+    n: int, conditional: bool, progress: bool
+) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    """n // 2 cached images of each class (n, 1, P, P), one-hot classes if ``conditional``."""
+    from physgan.data.jetgen import cached_jet_images
+
+    if n < 2 * len(_IMAGE_CLASSES):
+        raise ConfigError(f"config: data.n_train: {JET_IMAGES} needs at least 4 images, got {n}")
+    workers = min(4, os.cpu_count() or 1)  # the images do not depend on it
+    parts = [
+        read_arrays(cached_jet_images(c, n // 2, seed=0, workers=workers, progress=progress))[0]
+        for c in _IMAGE_CLASSES
+    ]
+    labels = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    cond = np.eye(len(parts), dtype=np.float32)[labels] if conditional else None
+    return np.concatenate(parts), cond, _IMAGE_CLASSES
 
 
 def _jet_conditions(path: str | Path, names: list[str], n: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from physgan.errors import DataError
 __all__ = [
     "CHUNK_JETS",
     "IMAGE_PROCESSES",
+    "cached_jet_images",
     "cached_jets",
     "chunk_seed",
     "generate_jet_images",
@@ -262,7 +263,8 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "physgan"
 
 
-def _valid(path: Path, process: str, n: int, n_particles: int, seed: int) -> bool:
+def _valid(path: Path, process: str, seed: int, name: str, shape: tuple[int, ...]) -> bool:
+    """Whether ``path`` is a whole file of ``process`` jets with dataset ``name`` of ``shape``."""
     import h5py
 
     try:
@@ -271,11 +273,22 @@ def _valid(path: Path, process: str, n: int, n_particles: int, seed: int) -> boo
                 fh.attrs.get("format") == _FORMAT
                 and fh.attrs.get("process") == process
                 and fh.attrs.get("seed") == seed
-                and fh["particles"].shape == (n, n_particles, 4)
-                and fh["jets"].shape == (n, 4)
+                and fh[name].shape == shape
+                and fh["jets"].shape == (shape[0], 4)
             )
     except (OSError, KeyError):
         return False
+
+
+def _cache_path(cache_dir: str | Path | None, stem: str) -> Path:
+    directory = Path(cache_dir) if cache_dir is not None else _cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(
+            f"{directory}: cannot create the cache directory ({err.strerror})"
+        ) from None
+    return directory / f"{stem}-v{_FORMAT}.h5"
 
 
 def cached_jets(
@@ -293,16 +306,30 @@ def cached_jets(
     The cache is ``cache_dir``, else ``$PHYSGAN_CACHE``, else ``$XDG_CACHE_HOME/physgan``
     (``~/.cache/physgan``). A file that is unreadable or does not match is generated again.
     """
-    directory = Path(cache_dir) if cache_dir is not None else _cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(
-            f"{directory}: cannot create the cache directory ({err.strerror})"
-        ) from None
-    path = directory / f"jets-{process}-n{n}-p{n_particles}-seed{seed}-v{_FORMAT}.h5"
-    if not _valid(path, process, n, n_particles, seed):
+    path = _cache_path(cache_dir, f"jets-{process}-n{n}-p{n_particles}-seed{seed}")
+    if not _valid(path, process, seed, "particles", (n, n_particles, 4)):
         generate_jets(
             process, n, path, n_particles=n_particles, seed=seed, workers=workers, progress=progress
+        )
+    return path
+
+
+def cached_jet_images(
+    process: str,
+    n: int,
+    *,
+    pixels: int = 25,
+    seed: int = 0,
+    workers: int = 1,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> Path:
+    """A jet-image file (W or QCD) for these arguments from the cache, as :func:`cached_jets`."""
+    if process not in IMAGE_PROCESSES:
+        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
+    path = _cache_path(cache_dir, f"images-{process}-n{n}-p{pixels}-seed{seed}")
+    if not _valid(path, IMAGE_PROCESSES[process], seed, "images", (n, pixels, pixels)):
+        generate_jet_images(
+            process, n, path, pixels=pixels, seed=seed, workers=workers, progress=progress
         )
     return path
