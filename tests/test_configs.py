@@ -25,7 +25,7 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_trains_two_steps(path, tmp_path):
     config = load_config(path)  # validates as shipped
-    jets = config.data.name.startswith("jets-")  # simulated: keep it small
+    jets = config.data.name.startswith("jets-") or config.data.name == "jet-images"  # simulated
     tiny = (
         "train.steps=2",
         "train.log_every=1",
@@ -39,5 +39,7 @@ def test_config_trains_two_steps(path, tmp_path):
         "vae": {"loss", "elbo", "kl", "holdout_elbo"},
         "flow": {"loss", "holdout_nll"},
     }[config.model.family]
+    if config.model.family == "gan" and config.loss.name not in ("minimax", "nonsaturating"):
+        expected -= {"jsd_bound"}  # the JSD bound needs D's probabilities (log-loss D)
     assert set(result.metrics) >= expected
     assert all(math.isfinite(v) for v in result.metrics.values())

@@ -358,14 +358,12 @@ def _train(
 
     try:
         data = _load_data(config, progress and lead)
+        cloud = _is_cloud(data.sample_shape)
+        transform = _fit_transform(config, data.x_train, cloud)
     except PhysganError:
         if created and lead:  # leave no empty run directory behind a refused request
             run.root.rmdir()
         raise
-    cloud = _is_cloud(data.sample_shape)
-    transform: Standardize | ParticleStandardize | Identity = Identity()
-    if config.data.transform == "standardize":
-        transform = (ParticleStandardize if cloud else Standardize).fit(data.x_train)
     counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
     cond_transform = _fit_cond_transform(config, data)
     state = _build_state(config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform)
@@ -450,6 +448,19 @@ def _train(
                 rollbacks += 1
                 _roll_back(state, run, str(err), lead)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _fit_transform(
+    config: Config, x_train: np.ndarray, cloud: bool
+) -> Standardize | ParticleStandardize | Identity:
+    """The run's ``data.transform`` fitted on the training samples."""
+    if config.data.transform == "standardize":
+        return (ParticleStandardize if cloud else Standardize).fit(x_train)
+    if config.data.transform == "scale":
+        if cloud:  # the mask channel must stay 0/1
+            raise ConfigError("config: data.transform: scale is not for particle clouds")
+        return Standardize.fit_scale(x_train)
+    return Identity()
 
 
 def _fit_cond_transform(config: Config, data: TrainingData) -> Standardize | Identity:

@@ -29,6 +29,18 @@ class Standardize:
         std = np.where(std > 0, std, 1.0)
         return cls(tuple(flat.mean(axis=0).tolist()), tuple(std.tolist()))
 
+    @classmethod
+    def fit_scale(cls, x: np.ndarray) -> Standardize:
+        """x_norm = x / s for every feature, s the root mean square of all of x (1 if x is all
+        zeros): zeros stay zeros and signs are kept (``transform: scale``, for images).
+
+        >>> Standardize.fit_scale(np.array([[0.0, 3.0], [0.0, -3.0]])).std
+        (2.1213203435596424, 2.1213203435596424)
+        """
+        x = np.asarray(x, dtype=np.float64)
+        rms = float(np.sqrt(np.mean(np.square(x)))) or 1.0
+        return cls((0.0,) * x.shape[-1], (rms,) * x.shape[-1])
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x) - np.asarray(self.mean)) / np.asarray(self.std)
 
