@@ -69,6 +69,15 @@ def test_image_metrics():
     assert scored.metrics["kind"] == "images"
 
 
+def test_empty_generated_images_score_an_infinite_distance():
+    """A generator whose images are all empty (a dead ReLU output) has no tau_21 at all."""
+    real = np.random.default_rng(6).exponential(1.0, (200, 1, 25, 25)).astype(np.float32)
+    scored = evaluate_samples(real, np.zeros((100, 1, 25, 25), np.float32), seed=1)
+    assert scored.metrics["w1_tau21"]["value"] == np.inf
+    assert np.isfinite(scored.metrics["w1_tau21"]["floor"])
+    assert scored.metrics["w1_mass"]["value"] > 0
+
+
 @pytest.fixture
 def jet_run(tmp_path):
     import h5py
