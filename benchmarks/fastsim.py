@@ -1,11 +1,12 @@
 """Fast simulation: a trained jet generator's jets per second against Pythia 8 + FastJet.
 
 Trains nothing: it needs a jet run (``make demo`` leaves one in ``out/demo/run``). Prints the
-generator's rate at batch 10^4 (best of 3, with the inverse transform and the file layout), the
-simulator's rate on one core and credited with all cores, their ratio, the generator's FLOPs per
-jet (``torch.utils.flop_counter``) and the fraction of this machine's measured float32
-matrix-multiply rate that generation reaches. Run:
-``.venv/bin/python benchmarks/fastsim.py [--run out/demo/run]``.
+generator's rate for 10^4 jets (best of 3, with the inverse transform and the file layout), the
+simulator's rate on one core, credited with as many cores as torch uses threads, their ratio,
+the generator's FLOPs per jet (``torch.utils.flop_counter``) and the fraction of this machine's
+float32 matrix-multiply rate (measured on the same threads) that generation reaches. Run:
+``.venv/bin/python benchmarks/fastsim.py [--run out/demo/run]``; ``OMP_NUM_THREADS=1`` in front
+compares one core with one core.
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def main() -> None:
     peak = matmul_rate()
     achieved = flops * speed["generated_jets_per_s"]
     rows = [
-        ("generator (batch 10^4, all cores)", f"{speed['generated_jets_per_s']:,.0f} jets/s"),
+        (
+            f"generator (10^4 jets, {speed['cores']} thread(s))",
+            f"{speed['generated_jets_per_s']:,.0f} jets/s",
+        ),
         ("Pythia 8 + FastJet, one core", f"{speed['simulated_jets_per_s_per_core']:.1f} jets/s"),
         (f"speed-up on the same {speed['cores']} cores", f"{speed['speedup_same_cores']:,.0f}x"),
         ("generator FLOPs per jet", f"{flops:,.0f}"),

@@ -1039,11 +1039,11 @@ def fastsim_speed(
 ) -> dict[str, float]:
     """Jets per second of a jet run's generator against Pythia 8 + FastJet, on this machine.
 
-    The generator makes ``n`` jets in one batch (best of 3, with the inverse transform and the
-    file layout, on all the threads torch uses); the simulator makes ``simulated`` jets of the
-    run's process on one core, Pythia's initialisation included, and is credited with every
-    core of the machine (perfect scaling, which its worker processes approach). Returns both
-    rates and their ratio.
+    The generator makes ``n`` jets as :func:`sample` does (best of 3, with the inverse
+    transform and the file layout, on the threads torch uses); the simulator makes
+    ``simulated`` jets of the run's process on one core, Pythia's initialisation included, and
+    is credited with as many cores as the generator used threads (perfect scaling, which its
+    worker processes approach). Returns both rates, the cores and their ratio.
     """
     import os
     import time
@@ -1065,7 +1065,7 @@ def fastsim_speed(
         start = time.perf_counter()
         _sample_run(run, config, meta, state, n, seed + repeat)
         times.append(time.perf_counter() - start)
-    cores = os.cpu_count() or 1
+    cores = min(torch.get_num_threads(), os.cpu_count() or 1)
     generated = n / min(times)
     return {
         "generated_jets_per_s": generated,
