@@ -67,7 +67,8 @@ def main() -> None:
                     print(
                         f"{label} seed {seed}: {r['modes']}/{r['n_modes']} modes, "
                         f"high quality {100 * r['high_quality']:.1f}%, reverse KL "
-                        f"{r['reverse_kl_modes']}, {seconds:.0f} s training",
+                        f"{r['reverse_kl_modes']}, {seconds:.0f} s training"
+                        + (f" + {eval_seconds:.0f} s sampling and scoring" if r is result else ""),
                         flush=True,
                     )
 

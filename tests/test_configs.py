@@ -32,7 +32,7 @@ def test_config_trains_two_steps(path, tmp_path):
         "train.eval_samples=64",
         f"data.n_train={200 if jets else 2000}",
     )
-    if jets and config.data.name != "jets-gluon":
+    if config.data.name.startswith("jets-") and config.data.name != "jets-gluon":
         # The full-size configs differ only in the process, which test_jetgen.py simulates.
         tiny += ("data.name=jets-gluon",)
     result = api.train(path, tmp_path / "run", overrides=tiny)
