@@ -162,7 +162,7 @@ def _build_state(
     cond_dim: int,
     multiplicity: np.ndarray | None = None,
     runtime: Runtime | None = None,
-    cond_transform: Standardize | None = None,
+    cond_transform: Standardize | Identity | None = None,
 ) -> TrainingState:
     """Models (on the runtime's device), optimisers, EMA and fp16 grad scalers;
     ``multiplicity`` (counts of real particles per jet in the training data) sets a point-cloud
@@ -195,7 +195,7 @@ def _build_state(
         if multiplicity is not None and hasattr(G, "set_multiplicity"):
             G.set_multiplicity(multiplicity)
         column = getattr(G, "multiplicity_cond", None)
-        if column is not None and cond_transform is not None:
+        if column is not None and isinstance(cond_transform, Standardize):
             G.set_multiplicity_condition(cond_transform.mean[column], cond_transform.std[column])
         G, D = G.to(runtime.device), D.to(runtime.device)
         opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
