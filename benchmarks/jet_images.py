@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args()
 
-    run, config, _, _ = api._load_run(args.run)
+    run, config, _, state = api._load_run(args.run)
     data = api._load_data(config)
     if data.classes is None or data.cond_holdout is None:
         raise SystemExit(f"{args.run}: not a class-conditional run (data.conditional on images)")
@@ -88,9 +88,7 @@ def main() -> None:
     Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.figure, dpi=80)
 
-    print(
-        f"{run.root}: step {api._load_run(args.run)[3].step}, {args.n} generated images per class"
-    )
+    print(f"{run.root}: step {state.step}, {args.n} generated images per class")
     print(
         f"{'':<4}{'m real':>10}{'m gen':>10}{'W1 m':>9}{'floor':>8}"
         f"{'t21 real':>9}{'t21 gen':>9}{'W1 t21':>9}{'floor':>8}{'AUC':>7}{'floor':>7}"
