@@ -7,7 +7,8 @@ from scipy import stats
 
 from physgan import api
 from physgan.errors import ConfigError, DataError
-from physgan.sampling import rejection_sample
+from physgan.losses import OBJECTIVES
+from physgan.sampling import calibrate_discriminator, rejection_sample
 
 
 def test_exact_log_ratio_turns_the_proposal_into_the_target():
@@ -100,3 +101,39 @@ def test_rejection_needs_a_per_sample_logit(tiny_config, tmp_path):
     api.train(hinge, tmp_path / "b")
     with pytest.raises(ConfigError, match=r"sample\.rejection"):
         api.sample(tmp_path / "b", 10, rejection=True)
+
+
+def test_calibration_turns_a_discriminator_into_the_log_density_ratio():
+    # p_g puts 0.8 / 0.2 on N(-2, 0.3) / N(2, 0.3), p_data 0.5 / 0.5: at D*, the logit is
+    # log(p_data / p_g) = log(0.5 / 0.8) on the left mode and log(0.5 / 0.2) on the right one, and
+    # exact rejection with it gives the data's equal weights.
+    torch.manual_seed(5)
+    D = torch.nn.Sequential(torch.nn.Linear(1, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+    before = [p.detach().clone() for p in D.parameters()]
+    gen = torch.Generator().manual_seed(6)
+
+    def mixture(k, left):
+        side = torch.where(torch.rand(k, generator=gen) < left, -2.0, 2.0)
+        return (side + 0.3 * torch.randn(k, generator=gen)).unsqueeze(1)
+
+    real = mixture(50_000, 0.5)
+    calibrated = calibrate_discriminator(
+        D,
+        lambda k: mixture(k, 0.8),
+        real,
+        OBJECTIVES.get("nonsaturating").d_loss,
+        steps=1_500,
+        batch_size=256,
+        lr=1e-2,
+        betas=(0.5, 0.999),
+        generator=gen,
+    )
+    assert all(torch.equal(a, b) for a, b in zip(before, D.parameters(), strict=True))
+    assert not calibrated.training
+    with torch.no_grad():
+        left, right = calibrated(torch.tensor([[-2.0], [2.0]])).squeeze(1).tolist()
+    assert left == pytest.approx(np.log(0.5 / 0.8), abs=0.15)
+    assert right == pytest.approx(np.log(0.5 / 0.2), abs=0.15)
+
+    x, _ = rejection_sample(lambda k: mixture(k, 0.8), calibrated, 20_000, generator=gen)
+    assert float((x < 0).float().mean()) == pytest.approx(0.5, abs=0.02)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import platform
@@ -57,7 +56,7 @@ from physgan.export import export_onnx
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.models.pointcloud import multiplicity_counts
-from physgan.sampling import rejection_sample
+from physgan.sampling import calibrate_discriminator, rejection_sample
 from physgan.training import (
     Callback,
     GANState,
@@ -614,26 +613,24 @@ def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> n
 def _calibrated_discriminator(
     config: Config, state: GANState, x_train: np.ndarray | None, seed: int
 ) -> nn.Module:
-    """A copy of D trained ``sample.calibrate_steps`` more steps against the fixed sampler."""
-    D = copy.deepcopy(state.discriminator).train()
+    """D calibrated against the fixed sampler for ``sample.calibrate_steps`` (a copy)."""
     steps = config.sample.calibrate_steps
     if not steps or x_train is None:
-        return D.eval()
+        return state.discriminator.eval()
     t = config.train
-    objective = OBJECTIVES.get(config.loss.name)
-    opt = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
-    gen = torch.Generator().manual_seed(derive_seed(seed, _CALIBRATE))
-    real_all = torch.as_tensor(x_train, dtype=torch.float32)
     G = state.sampler.eval()
-    for _ in range(steps):
-        real = real_all[torch.randint(real_all.shape[0], (t.batch_size,), generator=gen)]
-        with torch.no_grad():
-            fake = G(G.sample_latent(t.batch_size, generator=gen))
-        loss = objective.d_loss(D(real), D(fake))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return D.eval()
+    gen = torch.Generator().manual_seed(derive_seed(seed, _CALIBRATE))
+    return calibrate_discriminator(
+        state.discriminator,
+        lambda k: G(G.sample_latent(k, generator=gen)),
+        torch.as_tensor(x_train, dtype=torch.float32),
+        OBJECTIVES.get(config.loss.name).d_loss,
+        steps=steps,
+        batch_size=t.batch_size,
+        lr=t.lr_d,
+        betas=t.betas_d,
+        generator=gen,
+    )
 
 
 def _generate_rejected(
@@ -668,7 +665,10 @@ def _sample_run(
     seed: int,
     cond: np.ndarray | Mapping[str, float] | None = None,
     rejection: bool | None = None,
+    data: TrainingData | None = None,
 ) -> np.ndarray:
+    """``n`` samples of a loaded run in the data's units; ``data``: the run's training data if
+    the caller has it loaded (read again when needed otherwise)."""
     if rejection is None:
         rejection = config.sample.rejection
     transform = transform_from_dict(run.read_json(run.transform))
@@ -679,10 +679,10 @@ def _sample_run(
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
         x_train = None
         if config.sample.calibrate_steps:
-            x_train = transform.forward(_load_data(config).x_train)
+            x_train = transform.forward((data if data is not None else _load_data(config)).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
     else:
-        cond = _conditions(config, meta, cond, n, seed)
+        cond = _conditions(config, meta, cond, n, seed, data)
         if cond is not None:
             cond = _cond_transform(meta).forward(cond).astype(np.float32)
         x_norm = _generate(state.sampler, n, cond, seed)
@@ -698,9 +698,10 @@ def _conditions(
     cond: np.ndarray | Mapping[str, float] | None,
     n: int,
     seed: int,
+    data: TrainingData | None = None,
 ) -> np.ndarray | None:
     """The checked ``cond`` given by the caller (rows, or one value per name of
-    ``data.condition_on``), else conditions drawn from the training data."""
+    ``data.condition_on``), else conditions drawn from the training data (``data``, if loaded)."""
     if isinstance(cond, Mapping):
         names = config.data.condition_on or []
         if sorted(cond) != sorted(names):
@@ -717,7 +718,7 @@ def _conditions(
                 f"got shape {cond.shape}"
             )
     elif meta["cond_dim"]:
-        cond_train = _load_data(config).cond_train
+        cond_train = (data if data is not None else _load_data(config)).cond_train
         rng = np.random.default_rng([seed, _SAMPLE])
         cond = cond_train[rng.integers(cond_train.shape[0], size=n)]
     return cond
@@ -816,7 +817,7 @@ def evaluate(
         real = data.truth.sample(2 * n, derive_seed(seed, _EVAL_TRUTH)).astype(np.float32)
     else:
         real = data.x_holdout
-    generated = _sample_run(run, config, meta, state, n, seed, None, rejection)
+    generated = _sample_run(run, config, meta, state, n, seed, None, rejection, data)
     rows = run.read_metrics()
     scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
@@ -979,7 +980,7 @@ def compare(
         times = []
         for _ in range(2):  # the second draw runs warm; both draw the same samples
             start = time.perf_counter()
-            generated = _sample_run(run, config, meta, state, n, seed)
+            generated = _sample_run(run, config, meta, state, n, seed, data=data)
             times.append(time.perf_counter() - start)
         scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, figures=False)
         log_p = None if data.truth is None else data.truth.log_prob
