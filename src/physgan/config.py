@@ -237,7 +237,8 @@ class SampleConfig(_Section):
     # with probability exp(logit D(x) - M), turning p_g into p_data where D = D* and p_g > 0.
     rejection: bool = False
     cap_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0  # M: this quantile of the logits
-    # D steps against the fixed sampling G (EMA) before rejecting, on a copy: D -> its D*.
+    # D steps against the fixed sampling G (EMA) before rejecting, on a copy, the learning rate
+    # decaying from lr_d to 0: D -> its D* (physgan.sampling.calibrate_discriminator).
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
 
 
