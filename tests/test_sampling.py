@@ -9,6 +9,7 @@ from physgan import api
 from physgan.errors import ConfigError, DataError
 from physgan.losses import OBJECTIVES
 from physgan.sampling import calibrate_discriminator, rejection_sample
+from physgan.training.checkpoint import saved_modules
 
 
 def test_exact_log_ratio_turns_the_proposal_into_the_target():
@@ -89,6 +90,35 @@ def test_api_samples_with_rejection_from_the_config_or_the_argument(tiny_config,
     }
     api.train(config, tmp_path / "run2")
     assert api.evaluate(tmp_path / "run2", n=300, seed=2)["rejection"] is True
+
+
+def test_training_stores_the_calibrated_discriminator_that_sampling_would_make(
+    tiny_config, tmp_path
+):
+    config = {**tiny_config, "sample": {"rejection": True, "calibrate_steps": 30}}
+    api.train(config, tmp_path / "run")
+    checkpoint = tmp_path / "run" / "checkpoint.safetensors"
+    assert {"generator", "discriminator", "ema", "calibrated"} <= saved_modules(checkpoint)
+    run, loaded, meta, state = api._load_run(tmp_path / "run")
+    stored = state.calibrated
+    assert stored is not None
+    state.calibrated = None  # as a run that stopped before storing it: calibrated when sampling
+    again = api._sample_run(run, loaded, meta, state, 400, 3)
+    np.testing.assert_allclose(api.sample(tmp_path / "run", 400, seed=3), again, atol=1e-5)
+    assert not any(
+        torch.equal(a, b)
+        for a, b in zip(stored.parameters(), state.discriminator.parameters(), strict=True)
+    )
+
+    # A resumed run calibrates again for its new final generator.
+    api.train(config, tmp_path / "run", resume=True, overrides=("train.steps=80",))
+    state = api._load_run(tmp_path / "run")[3]
+    assert state.step == 80
+    assert not torch.equal(next(state.calibrated.parameters()), next(stored.parameters()))
+
+    plain = {**tiny_config, "sample": {"rejection": False, "calibrate_steps": 30}}
+    api.train(plain, tmp_path / "plain")
+    assert "calibrated" not in saved_modules(tmp_path / "plain" / "checkpoint.safetensors")
 
 
 def test_rejection_needs_a_per_sample_logit(tiny_config, tmp_path):

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import platform
@@ -68,7 +69,7 @@ from physgan.training import (
     load_checkpoint,
 )
 from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
-from physgan.training.checkpoint import checkpoint_step
+from physgan.training.checkpoint import checkpoint_step, save_checkpoint, saved_modules
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
 from physgan.training.steps import (
@@ -446,7 +447,23 @@ def _train(
                     raise _diverged(err, run, checkpointer.saved_at, rollbacks) from None
                 rollbacks += 1
                 _roll_back(state, run, str(err), lead)
+        if lead and not stopped() and state.step == t.steps and not data.cond_dim:
+            _store_calibrated(config, state, run, transform.forward(data.x_train))
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _store_calibrated(
+    config: Config, state: TrainingState, run: RunDir, x_train: np.ndarray
+) -> None:
+    """Calibrate D for rejection sampling once, when training has ended, and keep the copy in
+    the final checkpoint (with the ``calibrate_steps`` it took), so sampling need not repeat it.
+    The sampling settings are those of the run's config.yaml (a resume may not change them)."""
+    config = config.model_copy(update={"sample": parse_config(run.read_config()).sample})
+    steps = config.sample.calibrate_steps
+    if not (isinstance(state, GANState) and config.sample.rejection and steps):
+        return
+    state.calibrated = _calibrated_discriminator(config, state, x_train)
+    save_checkpoint(run.checkpoint, state, {"calibrate_steps": steps})
 
 
 def _fit_transform(
@@ -589,7 +606,12 @@ def _load_run(run_dir: str | Path) -> tuple[RunDir, Config, dict[str, Any], Trai
     if not run.checkpoint.is_file():
         raise CheckpointError(f"{run.root}: no checkpoint yet (train it first)")
     state = _build_state(config, tuple(meta["sample_shape"]), int(meta["cond_dim"]))
-    load_checkpoint(run.checkpoint, state)
+    calibrates = isinstance(state, GANState) and config.sample.calibrate_steps > 0
+    if calibrates and "calibrated" in saved_modules(run.checkpoint):
+        state.calibrated = copy.deepcopy(state.discriminator)
+    saved = load_checkpoint(run.checkpoint, state)
+    if calibrates and saved.get("calibrate_steps") != config.sample.calibrate_steps:
+        state.calibrated = None  # calibrated with other settings: again when sampling
     return run, config, meta, state
 
 
@@ -611,17 +633,18 @@ def _generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> n
 
 
 def _calibrated_discriminator(
-    config: Config, state: GANState, x_train: np.ndarray | None, seed: int
+    config: Config, state: GANState, x_train: np.ndarray | None
 ) -> nn.Module:
-    """D calibrated against the fixed sampler for ``sample.calibrate_steps`` (a copy)."""
+    """A copy of D calibrated against the fixed sampler for ``sample.calibrate_steps``, on the
+    CPU and seeded by the run's seed (so the same whenever it is made); D itself, without."""
     steps = config.sample.calibrate_steps
     if not steps or x_train is None:
         return state.discriminator.eval()
     t = config.train
-    G = state.sampler.eval()
-    gen = torch.Generator().manual_seed(derive_seed(seed, _CALIBRATE))
+    G = copy.deepcopy(state.sampler).cpu().eval()
+    gen = torch.Generator().manual_seed(derive_seed(config.seed, _CALIBRATE))
     return calibrate_discriminator(
-        state.discriminator,
+        copy.deepcopy(state.discriminator).cpu(),
         lambda k: G(G.sample_latent(k, generator=gen)),
         torch.as_tensor(x_train, dtype=torch.float32),
         OBJECTIVES.get(config.loss.name).d_loss,
@@ -636,7 +659,9 @@ def _calibrated_discriminator(
 def _generate_rejected(
     config: Config, state: GANState, x_train: np.ndarray | None, n: int, seed: int
 ) -> np.ndarray:
-    D = _calibrated_discriminator(config, state, x_train, seed)
+    D = state.calibrated
+    if D is None:  # stored by training; absent if it stopped early or predates storing it
+        D = _calibrated_discriminator(config, state, x_train)
     G = state.sampler.eval()
     gen = torch.Generator().manual_seed(derive_seed(seed, _REJECT))
     with torch.no_grad():
@@ -678,7 +703,7 @@ def _sample_run(
         if not config.sample.rejection:  # asked for by argument: check the config allows it
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
         x_train = None
-        if config.sample.calibrate_steps:
+        if config.sample.calibrate_steps and getattr(state, "calibrated", None) is None:
             x_train = transform.forward((data if data is not None else _load_data(config)).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
     else:

@@ -238,7 +238,8 @@ class SampleConfig(_Section):
     rejection: bool = False
     cap_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0  # M: this quantile of the logits
     # D steps against the fixed sampling G (EMA) before rejecting, on a copy, the learning rate
-    # decaying from lr_d to 0: D -> its D* (physgan.sampling.calibrate_discriminator).
+    # decaying from lr_d to 0: D -> its D* (physgan.sampling.calibrate_discriminator). Done once
+    # when training ends; the copy is kept in the checkpoint.
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
 
 

@@ -20,7 +20,7 @@ from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
 from physgan.training.state import TrainingState
 
-__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint"]
+__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint", "saved_modules"]
 
 
 def _flatten(state: TrainingState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -122,6 +122,11 @@ def _check_modules(path: Path, state: TrainingState, tensors: dict[str, torch.Te
 def checkpoint_step(path: str | Path) -> int:
     """The training step a checkpoint was written at (the file is checked, not loaded)."""
     return _read(Path(path))[1]["step"]
+
+
+def saved_modules(path: str | Path) -> set[str]:
+    """The names of the networks and optimisers a checkpoint holds (the file is checked)."""
+    return {key.split(".", 1)[0] for key in _read(Path(path))[0]}
 
 
 def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:

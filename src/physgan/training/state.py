@@ -15,7 +15,8 @@ __all__ = ["GANState", "LikelihoodState", "TrainingState"]
 @dataclass
 class GANState:
     """Networks, their optimisers, the generator's EMA, the fp16 grad scalers (one per
-    optimiser, by its name) and the number of generator steps done."""
+    optimiser, by its name), the number of generator steps done and, once training has ended,
+    the copy of D calibrated for rejection sampling (``sample.calibrate_steps``)."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -24,6 +25,7 @@ class GANState:
     ema: AveragedModel | None = None
     step: int = 0
     scalers: dict[str, torch.amp.GradScaler] = field(default_factory=dict)
+    calibrated: nn.Module | None = None
 
     @property
     def sampler(self) -> nn.Module:
@@ -34,6 +36,8 @@ class GANState:
         mods = {"generator": self.generator, "discriminator": self.discriminator}
         if self.ema is not None:
             mods["ema"] = self.ema
+        if self.calibrated is not None:
+            mods["calibrated"] = self.calibrated
         return mods
 
     def optimizers(self) -> dict[str, Optimizer]:
