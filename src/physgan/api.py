@@ -644,7 +644,7 @@ def _calibrated_discriminator(
     G = copy.deepcopy(state.sampler).cpu().eval()
     gen = torch.Generator().manual_seed(derive_seed(config.seed, _CALIBRATE))
     return calibrate_discriminator(
-        copy.deepcopy(state.discriminator).cpu(),
+        state.discriminator,
         lambda k: G(G.sample_latent(k, generator=gen)),
         torch.as_tensor(x_train, dtype=torch.float32),
         OBJECTIVES.get(config.loss.name).d_loss,

@@ -91,7 +91,7 @@ def calibrate_discriminator(
     generator: torch.Generator,
 ) -> nn.Module:
     """A copy of ``discriminator`` trained ``steps`` Adam steps on ``d_loss(D(real), D(fake))``,
-    fake = ``propose(batch_size)`` (the fixed generator), in eval mode.
+    fake = ``propose(batch_size)`` (the fixed generator), in eval mode on ``real``'s device.
 
     The learning rate decays linearly from ``lr`` to 0 so that D settles at the optimum for this
     generator instead of oscillating around it: without the decay the logits' per-mode offsets
@@ -99,7 +99,7 @@ def calibrate_discriminator(
     reverse KL of the mode histogram 0.013 to 0.054 with a constant rate, 0.001 with the decay).
     Real batches and the fakes' latents come from ``generator``; the original is not changed.
     """
-    D = copy.deepcopy(discriminator).train()
+    D = copy.deepcopy(discriminator).to(real.device).train()
     opt = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
     for i in range(steps):
         for group in opt.param_groups:
