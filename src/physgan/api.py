@@ -448,12 +448,16 @@ def _train(
                 rollbacks += 1
                 _roll_back(state, run, str(err), lead)
         if lead and not stopped() and state.step == t.steps and not data.cond_dim:
-            _store_calibrated(config, state, run, transform.forward(data.x_train))
+            _store_calibrated(config, state, run, data.x_train, transform)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
 
 
 def _store_calibrated(
-    config: Config, state: TrainingState, run: RunDir, x_train: np.ndarray
+    config: Config,
+    state: TrainingState,
+    run: RunDir,
+    x_train: np.ndarray,
+    transform: Standardize | ParticleStandardize | Identity,
 ) -> None:
     """Calibrate D for rejection sampling once, when training has ended, and keep the copy in
     the final checkpoint (with the ``calibrate_steps`` it took), so sampling need not repeat it.
@@ -462,7 +466,7 @@ def _store_calibrated(
     steps = config.sample.calibrate_steps
     if not (isinstance(state, GANState) and config.sample.rejection and steps):
         return
-    state.calibrated = _calibrated_discriminator(config, state, x_train)
+    state.calibrated = _calibrated_discriminator(config, state, transform.forward(x_train))
     save_checkpoint(run.checkpoint, state, {"calibrate_steps": steps})
 
 

@@ -125,8 +125,14 @@ def checkpoint_step(path: str | Path) -> int:
 
 
 def saved_modules(path: str | Path) -> set[str]:
-    """The names of the networks and optimisers a checkpoint holds (the file is checked)."""
-    return {key.split(".", 1)[0] for key in _read(Path(path))[0]}
+    """The names of the networks and optimisers a checkpoint holds, from its header alone (no
+    tensor is read); empty for a file that is not safetensors, which ``load_checkpoint`` then
+    refuses with its one-line error."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return {key.split(".", 1)[0] for key in fh.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return set()
 
 
 def load_checkpoint(path: str | Path, state: TrainingState) -> dict[str, Any]:
