@@ -33,7 +33,7 @@ compare: $(VENV)/.installed
 	for data in $(FAMILIES); do \
 	  gan=$$data; [ $$data = gluon ] && gan=gluon-demo; \
 	  for cfg in $$gan $$data-vae $$data-flow; do \
-	    $(BIN)/physgan train configs/$$cfg.yaml --out $(OUT)/compare/runs/$$cfg --resume \
+	    $(BIN)/physgan train $$cfg --out $(OUT)/compare/runs/$$cfg --resume \
 	      --no-progress \
 	      || exit 1; \
 	  done; \

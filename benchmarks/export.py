@@ -1,8 +1,8 @@
 """Samples per second of an exported ONNX model in ONNX Runtime against PyTorch, on the CPU.
 
 Trains two small runs in a temporary directory for a few steps (speed does not depend on how
-well they are trained): the ring8 MLP GAN (configs/ring8.yaml's networks) and the EPiC jet GAN
-of configs/gluon-demo.yaml on synthetic 30-particle clouds (no Pythia needed). Each is
+well they are trained): the ring8 MLP GAN (ring8's networks) and the EPiC jet GAN
+of gluon-demo on synthetic 30-particle clouds (no Pythia needed). Each is
 exported with a dynamic batch axis; then, at each batch size, the same graph (sampler,
 inverse transform and, for jets, the cloud layout) runs on the same z in PyTorch (eager,
 ``torch.no_grad``) and in ONNX Runtime (CPU provider, as many threads as torch uses, ``--threads``),

@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _common import write_json
 from physgan import api
+from physgan.generation import load_run
 
 
 def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
@@ -37,7 +38,7 @@ def _timed(fn) -> float:
 
 def generator_flops(run: str, batch: int) -> float:
     """FLOPs per generated jet of the run's sampling generator (forward pass only)."""
-    model = api._load_run(run)[3].sampler
+    model = load_run(run)[3].sampler
     z = model.sample_latent(batch, generator=torch.Generator().manual_seed(0))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(z)

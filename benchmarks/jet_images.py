@@ -1,7 +1,7 @@
 """Jet images (LAGAN benchmark): a class-conditional run's W and QCD images against real ones.
 
-Trains nothing: it needs a run of ``configs/jet-images.yaml`` (``physgan train
-configs/jet-images.yaml --out out/images``). For each class it generates ``n`` images with that
+Trains nothing: it needs a run of ``jet-images`` (``physgan train
+jet-images --out out/images``). For each class it generates ``n`` images with that
 class's condition and compares them with the class's held-out images, as in the LAGAN paper
 (de Oliveira et al. 2017, arXiv:1701.05927): jet mass and tau_21 (means, W1 beside the
 real-vs-real floor), the classifier AUC, and a figure of the mean images and both
@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 from _common import write_json
 from physgan import api
 from physgan.data.images import image_mass, image_tau21
+from physgan.generation import load_run
+from physgan.training.builder import load_data
 
 
 def main() -> None:
@@ -32,8 +34,8 @@ def main() -> None:
     parser.add_argument("--out", default="out/bench")
     args = parser.parse_args()
 
-    run, config, _, state = api._load_run(args.run)
-    data = api._load_data(config)
+    run, config, _, state = load_run(args.run)
+    data = load_data(config)
     if data.classes is None or data.cond_holdout is None:
         raise SystemExit(f"{args.run}: not a class-conditional run (data.conditional on images)")
     scores = api.evaluate(args.run, n=args.n, seed=args.seed)["classes"]

@@ -17,7 +17,6 @@ from pathlib import Path
 from _common import write_json
 from physgan import api
 
-ROOT = Path(__file__).resolve().parent.parent
 # Published rows as (method, modes, high-quality %, reverse KL), 2,500 samples, means of 10
 # trials: Lin et al. 2018, PacGAN (arXiv:1712.04086), Table 1, as the authors' repository shows
 # it (fjxmlzn/PacGAN, synthetic_data_experiments/results/Table1.png).
@@ -56,7 +55,7 @@ def main() -> None:
             for seed in range(args.seeds):
                 start = time.perf_counter()
                 api.train(
-                    ROOT / "configs" / f"{name}.yaml",
+                    name,
                     Path(tmp) / f"{name}-{seed}",
                     overrides=(f"seed={seed}", *args.set),
                 )

@@ -57,7 +57,7 @@ def test_bad_overrides_exit_2(tiny_config, tmp_path, capsys, setting, needle):
 
 @pytest.mark.parametrize(
     ("content", "needle"),
-    [("train: [1, 2", "not valid YAML"), ("- a\n- b\n", "mapping"), (None, "cannot read")],
+    [("train: [1, 2", "not valid YAML"), ("- a\n- b\n", "mapping"), (None, "no such file")],
 )
 def test_unreadable_configs_exit_2(tmp_path, capsys, content, needle):
     path = tmp_path / "c.yaml"

@@ -13,7 +13,9 @@ import torch
 from physgan import api
 from physgan.data.jets import JET_FEATURES
 from physgan.errors import ConfigError, DataError
+from physgan.generation import load_run
 from physgan.models import EPiCGenerator
+from physgan.training.seeding import Stream
 
 N = 8
 
@@ -187,9 +189,9 @@ def test_onnx_export_takes_conditions_in_physics_units(trained, tmp_path):
     n, seed = 200, 6
     cond = np.stack([np.linspace(500, 1500, n), np.arange(n) % (N + 1)], -1).astype(np.float32)
     expected = api.sample(trained, n, seed=seed, cond=cond)
-    sampler = api._load_run(trained)[3].sampler
+    sampler = load_run(trained)[3].sampler
     z = sampler.sample_latent(
-        n, generator=torch.Generator().manual_seed(derive_seed(seed, api._SAMPLE))
+        n, generator=torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
     )
     session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     (x,) = session.run(None, {"z": z.numpy(), "cond": cond})

@@ -132,6 +132,46 @@ def test_a_rank_error_is_one_line_and_exit_2(tiny_config, tmp_path, capsys):
     assert not out.exists()
 
 
+# One rank that trains a DDP module and asks the other ranks a question, as the loop does, then
+# names the native threads it still runs once its session is over.
+THREADS_SCRIPT = """
+import os
+import sys
+import torch
+from physgan.training import distributed
+
+def train(runtime):
+    net = runtime.trainable(torch.nn.Linear(2, 1))
+    net(runtime.share(torch.ones(4, 2))).sum().backward()
+    return runtime.any(runtime.rank == 1)
+
+with distributed.session("cpu", "fp32", False) as runtime:
+    assert train(runtime)
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+with open(f"{sys.argv[1]}/rank{os.environ['RANK']}.txt", "w") as f:
+    f.write(" ".join(sorted(names)))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/task")
+def test_a_rank_leaves_no_gloo_thread_behind_its_session(tmp_path):
+    """The session destroys the process group, and gloo joins its worker threads: one still
+    running while the interpreter finalises may take the GIL to let go of a finished
+    collective's tensors, and the rank dies in std::terminate (issue 19)."""
+    script = tmp_path / "rank.py"
+    script.write_text(THREADS_SCRIPT)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launched = subprocess.run(
+        [*torchrun, "--nproc-per-node=2", str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    threads = {rank: (tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)}
+    assert not any("gloo" in names for names in threads.values()), threads
+
+
 def test_runtime_shares_are_disjoint_and_cover_the_global_batch():
     batch = torch.arange(12)
     shares = [Runtime(rank=r, world_size=3).share(batch) for r in range(3)]

@@ -1,6 +1,7 @@
 """physgan.divergences against independent references: closed forms, series, SciPy, Monte
 Carlo from exact densities, and brute-force neighbour searches written here without a k-d tree."""
 
+import functools
 import math
 import warnings
 
@@ -34,6 +35,37 @@ class NormalLogProb:
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         return scipy.stats.norm.logpdf(x, self.loc, self.scale)
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(self.log_prob(x))
+
+
+class NormalPdfOnly:
+    """A density with a ``pdf`` method and no log-density: a plain density callable."""
+
+    def __init__(self, loc: float, scale: float) -> None:
+        self.loc, self.scale = loc, scale
+
+    def pdf(self, x: np.ndarray) -> np.ndarray:
+        return scipy.stats.norm.pdf(x, self.loc, self.scale)
+
+
+class ExponentialLogProb:
+    """Exp(1) through ``log_prob``: ln q = -inf for x < 0, a true gap in the support."""
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        return np.where(x >= 0.0, -x, -np.inf)
+
+
+def gaussian_kl_formula(m_p: float, s_p: float, m_q: float, s_q: float) -> float:
+    """KL(N(m_p, s_p^2) || N(m_q, s_q^2)), the textbook closed form."""
+    return math.log(s_q / s_p) + (s_p**2 + (m_p - m_q) ** 2) / (2.0 * s_q**2) - 0.5
+
+
+def plain_normal_pdf(loc: float, scale: float):
+    """N(loc, scale^2) as a plain density callable, not a bound ``pdf`` method."""
+    return functools.partial(scipy.stats.norm.pdf, loc=loc, scale=scale)
 
 
 def random_spd(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -294,9 +326,9 @@ def test_kl_density_matches_closed_form(mu_p, sigma_p, mu_q, sigma_q):
 @pytest.mark.parametrize(("mu_p", "sigma_p", "mu_q", "sigma_q"), GAUSSIAN_PAIRS[:2])
 def test_kl_density_with_plain_densities_matches_closed_form(mu_p, sigma_p, mu_q, sigma_q):
     # On [-30, 30] q stays positive wherever p is (in float64); for a p much wider than q, as
-    # in GAUSSIAN_PAIRS[2], q underflows first and only log_prob gives the finite answer.
+    # in GAUSSIAN_PAIRS[2], q underflows first and a plain density raises (tested below).
     expected = float(kl_gaussian(mu_p, sigma_p, mu_q, sigma_q))
-    p, q = scipy.stats.norm(mu_p, sigma_p).pdf, scipy.stats.norm(mu_q, sigma_q).pdf
+    p, q = plain_normal_pdf(mu_p, sigma_p), plain_normal_pdf(mu_q, sigma_q)
     assert kl_density(p, q, -30.0, 30.0) == pytest.approx(expected, rel=1e-8)
 
 
@@ -305,12 +337,78 @@ def test_kl_density_tail_case_needs_log_prob():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         exact = kl_density(NormalLogProb(0.0, 1.0), NormalLogProb(0.0, 0.1), -INF, INF)
-        # The plain density of N(0, 0.1^2) underflows to 0 at |x| ~ 3.9, where p does not.
-        underflowed = kl_density(
+        # A bound .pdf of a frozen SciPy distribution is read through its logpdf.
+        bound_pdf = kl_density(
             scipy.stats.norm(0.0, 1.0).pdf, scipy.stats.norm(0.0, 0.1).pdf, -INF, INF
         )
     assert exact == pytest.approx(expected, rel=1e-10)
-    assert underflowed == INF
+    assert bound_pdf == pytest.approx(expected, rel=1e-10)
+    # The plain density of N(0, 0.1^2) underflows to 0 at |x| ~ 3.9, where p does not.
+    with pytest.raises(ValueError, match="underflow"):
+        kl_density(plain_normal_pdf(0.0, 1.0), plain_normal_pdf(0.0, 0.1), -INF, INF)
+
+
+def test_kl_density_issue_example_bound_pdf_matches_closed_form():
+    # Issue 19, item 7: the plain density of N(1, 0.5^2) is 0 below x ~ -18.3, where
+    # N(0, 2^2) is still ~1e-19; the bound .pdf used to give inf.
+    norm = scipy.stats.norm
+    expected = gaussian_kl_formula(0.0, 2.0, 1.0, 0.5)  # 8.1137 nats
+    assert kl_density(norm(0, 2).pdf, norm(1, 0.5).pdf, -30, 30) == pytest.approx(
+        expected, rel=1e-9
+    )
+    assert kl_density(norm(0, 2).pdf, norm(1, 0.5).pdf, -30, 30, base=2) == pytest.approx(
+        expected / LN2, rel=1e-9
+    )
+
+
+def test_kl_density_bound_prob_uses_log_prob():
+    p, q = NormalLogProb(0.0, 2.0), NormalLogProb(1.0, 0.5)
+    expected = gaussian_kl_formula(0.0, 2.0, 1.0, 0.5)
+    assert kl_density(p.prob, q.prob, -INF, INF) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        lambda x: scipy.stats.norm.pdf(x, 1.0, 0.5),
+        plain_normal_pdf(1.0, 0.5),
+        NormalPdfOnly(1.0, 0.5).pdf,  # a bound pdf without logpdf stays a plain density
+    ],
+    ids=["lambda", "partial", "pdf-without-logpdf"],
+)
+def test_kl_density_plain_density_underflow_raises(q):
+    p = scipy.stats.norm(0.0, 2.0).pdf
+    with pytest.raises(ValueError, match=r"q evaluated to 0 at x=.*underflow.*log-densities"):
+        kl_density(p, q, -30.0, 30.0)
+    # A plain p is fine: only q = 0 under p is ambiguous.
+    expected = gaussian_kl_formula(1.0, 0.5, 0.0, 2.0)
+    assert kl_density(q, p, -30.0, 30.0) == pytest.approx(expected, rel=1e-8)
+
+
+def test_kl_density_log_density_with_support_gap_is_inf():
+    # ln q = -inf on x < 0 where N(0, 1) has mass: a true infinite KL, not underflow.
+    assert kl_density(NormalLogProb(0.0, 1.0), ExponentialLogProb(), -INF, INF) == INF
+    assert kl_density(scipy.stats.norm(0, 1).pdf, scipy.stats.expon().pdf, -INF, INF) == INF
+    # The other way round the supports nest and KL is finite: -E[x] + E[x^2]/2 + ln(2 pi)/2.
+    expected = -1.0 + 1.0 + 0.5 * math.log(2.0 * math.pi)
+    assert kl_density(ExponentialLogProb(), NormalLogProb(0.0, 1.0), -INF, INF) == (
+        pytest.approx(expected, rel=1e-8)
+    )
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_kl_density_random_gaussians_through_bound_pdf(seed):
+    rng = np.random.default_rng(seed)
+    mu_p, mu_q = rng.normal(0.0, 2.0, size=2)
+    sigma_p = rng.uniform(1.0, 3.0)
+    sigma_q = rng.uniform(0.1, 0.5)  # narrower than p: its plain density underflows under p
+    p, q = scipy.stats.norm(mu_p, sigma_p), scipy.stats.norm(mu_q, sigma_q)
+    expected = gaussian_kl_formula(mu_p, sigma_p, mu_q, sigma_q)
+    assert float(kl_gaussian(mu_p, sigma_p, mu_q, sigma_q)) == pytest.approx(expected, rel=1e-12)
+    assert kl_density(p.pdf, q.pdf, -INF, INF) == pytest.approx(expected, rel=1e-8)
+    assert kl_density(p.pdf, q.pdf, -60.0, 60.0) == pytest.approx(expected, rel=1e-8)
+    with pytest.raises(ValueError, match="underflow"):
+        kl_density(p.pdf, plain_normal_pdf(mu_q, sigma_q), -INF, INF)
 
 
 @pytest.mark.parametrize(("mu_q", "sigma_q"), [(1.0, 1.0), (0.0, 2.0), (0.5, 0.1)])
@@ -325,8 +423,11 @@ def test_js_density_matches_js_discrete_on_a_fine_grid(mu_q, sigma_q):
         pytest.approx(expected, rel=1e-6)
     )
     assert js_density(
-        scipy.stats.norm(0.0, 1.0).pdf, scipy.stats.norm(mu_q, sigma_q).pdf, -INF, INF, base=2
+        plain_normal_pdf(0.0, 1.0), plain_normal_pdf(mu_q, sigma_q), -INF, INF, base=2
     ) == pytest.approx(expected / LN2, rel=1e-6)
+    assert js_density(
+        scipy.stats.norm(0.0, 1.0).pdf, scipy.stats.norm(mu_q, sigma_q).pdf, -INF, INF
+    ) == pytest.approx(expected, rel=1e-6)
 
 
 def test_js_density_matches_monte_carlo():

@@ -30,7 +30,9 @@ from physgan.data.jets import canonical_cloud, sort_by_pt
 from physgan.data.transforms import Identity, ParticleStandardize, Standardize
 from physgan.errors import ConfigError, MissingExtraError
 from physgan.export import InverseTransform, cloud_layout, export_onnx
+from physgan.generation import load_run
 from physgan.training import derive_seed
+from physgan.training.seeding import Stream
 
 RTOL = ATOL = 1e-5  # see the module docstring
 N_PARTICLES = 6
@@ -131,8 +133,8 @@ def _session(path):
 
 def _api_latent(run_dir, n: int, seed: int) -> np.ndarray:
     """The z that ``api.sample(run_dir, n, seed=seed)`` draws (n <= its chunk of 65,536)."""
-    sampler = api._load_run(run_dir)[3].sampler
-    gen = torch.Generator().manual_seed(derive_seed(seed, api._SAMPLE))
+    sampler = load_run(run_dir)[3].sampler
+    gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
     return sampler.sample_latent(n, generator=gen).numpy()
 
 

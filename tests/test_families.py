@@ -9,8 +9,10 @@ from safetensors.torch import load_file
 from scipy import integrate
 
 from physgan import api, cli
+from physgan.comparison import model_log_density
 from physgan.config import parse_config
 from physgan.errors import CheckpointError, ConfigError
+from physgan.generation import load_run
 from physgan.training.rundir import RunDir
 
 pytest.importorskip("zuko")
@@ -70,8 +72,8 @@ def test_each_family_learns_a_gaussian(runs, family):
 
 def test_flow_density_in_data_units_integrates_to_one(runs):
     run_dir = runs["flow"]
-    _, _, _, state = api._load_run(run_dir)
-    log_q = api._model_log_density(RunDir(run_dir), state)
+    _, _, _, state = load_run(run_dir)
+    log_q = model_log_density(RunDir(run_dir), state)
     grid = np.linspace(MU - 12 * SIGMA, MU + 12 * SIGMA, 20_001)[:, None]
     density = np.exp(log_q(grid))
     assert integrate.simpson(density, x=grid[:, 0]) == pytest.approx(1.0, abs=2e-3)

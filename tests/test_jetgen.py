@@ -16,6 +16,7 @@ from physgan.data.io import load, read_arrays
 from physgan.data.jets import particle_cloud
 from physgan.data.pythia import IMAGE_SELECTION, simulate_jets
 from physgan.errors import DataError
+from physgan.training.builder import load_data
 
 pytestmark = pytest.mark.hep
 
@@ -254,7 +255,7 @@ def test_class_conditional_image_gan_is_evaluated_per_class(tmp_path):
         "train": {"steps": 4, "batch_size": 8, "log_every": 2, "checkpoint_every": 4},
     }
     run = api.train(config, tmp_path / "run").run_dir
-    data = api._load_data(api.parse_config(config))
+    data = load_data(api.parse_config(config))
     assert data.classes == ("W", "QCD")
     assert data.sample_shape == (1, 25, 25)
     labels = np.concatenate([data.cond_train, data.cond_holdout]).argmax(1)

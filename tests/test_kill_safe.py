@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from physgan import api
 from physgan.errors import CheckpointError, ConfigError, TrainingDiverged
-from physgan.training import GANState, callbacks
+from physgan.training import GANState, callbacks, session
 
 # A run long enough (a few seconds) to be killed at random points, checkpointing often.
 KILL_CONFIG = {
@@ -241,7 +241,7 @@ def test_a_non_finite_weight_is_never_checkpointed(tmp_path):
 
 def test_too_little_disk_space_is_refused_before_training(tiny_config, tmp_path, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(api.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1 << 20))
+    monkeypatch.setattr(session.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1 << 20))
     with pytest.raises(ConfigError, match=r"1 MiB free, a run needs about \d+ MiB"):
         api.train(tiny_config, tmp_path / "run")
     assert not (tmp_path / "run" / "config.yaml").exists()

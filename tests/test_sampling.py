@@ -7,6 +7,7 @@ from scipy import stats
 
 from physgan import api
 from physgan.errors import ConfigError, DataError
+from physgan.generation import load_run, sample_run
 from physgan.losses import OBJECTIVES
 from physgan.sampling import calibrate_discriminator, rejection_sample
 from physgan.training.checkpoint import saved_modules
@@ -99,11 +100,11 @@ def test_training_stores_the_calibrated_discriminator_that_sampling_would_make(
     api.train(config, tmp_path / "run")
     checkpoint = tmp_path / "run" / "checkpoint.safetensors"
     assert {"generator", "discriminator", "ema", "calibrated"} <= saved_modules(checkpoint)
-    run, loaded, meta, state = api._load_run(tmp_path / "run")
+    run, loaded, meta, state = load_run(tmp_path / "run")
     stored = state.calibrated
     assert stored is not None
     state.calibrated = None  # as a run that stopped before storing it: calibrated when sampling
-    again = api._sample_run(run, loaded, meta, state, 400, 3)
+    again = sample_run(run, loaded, meta, state, 400, 3)
     np.testing.assert_allclose(api.sample(tmp_path / "run", 400, seed=3), again, atol=1e-5)
     assert not any(
         torch.equal(a, b)
@@ -112,7 +113,7 @@ def test_training_stores_the_calibrated_discriminator_that_sampling_would_make(
 
     # A resumed run calibrates again for its new final generator.
     api.train(config, tmp_path / "run", resume=True, overrides=("train.steps=80",))
-    state = api._load_run(tmp_path / "run")[3]
+    state = load_run(tmp_path / "run")[3]
     assert state.step == 80
     assert not torch.equal(next(state.calibrated.parameters()), next(stored.parameters()))
 

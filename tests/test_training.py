@@ -9,7 +9,7 @@ from safetensors.numpy import load_file
 from physgan import api
 from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES
-from physgan.training import callbacks
+from physgan.training import callbacks, session
 
 
 def _tensors(run_dir):
@@ -47,6 +47,14 @@ def test_tiny_run_learns_a_1d_gaussian(loss, precision, gaussian_file, tmp_path)
         # critic, slope 0.9 with W-term +1.8 is a local minimum). A weight of 1 removes it.
         config["loss"]["gp"] = 1.0
         config["train"].update(n_critic=3, betas_g=[0.5, 0.9], betas_d=[0.5, 0.9])
+        # Scoring one sample at a time, D lets G's spread swing, and collapse, past step 1,000:
+        # at step 600 the EMA's std was 0.06-0.51 over seeds 0-7 (6 of 8 seeds out of bounds in
+        # fp32, 4 to 6 in bf16), a phase that rounding picks, so a CPU's kernels (bf16 units or
+        # not) decide the outcome. Scoring pairs (PacGAN) the run settles by step 500: over
+        # seeds 0-7, fp32 and bf16, with and without bf16 units, |mean - 3| <= 0.014 and
+        # |std - 0.5| <= 0.037, well inside the bounds below, as are the sampling error (0.004
+        # and 0.003 at n = 20,000) and bf16's rounding of G's output (< 0.004 in data units).
+        config["model"]["discriminator"]["pack"] = 2
     api.train(config, tmp_path / "run")
     x = api.sample(tmp_path / "run", 20_000, seed=5)
     assert x.shape == (20_000, 1)
@@ -69,7 +77,7 @@ def test_resume_after_a_crash_gives_bit_identical_weights_and_metrics(
                 raise Crash
 
     with monkeypatch.context() as m:
-        m.setattr(api, "Checkpointer", CrashingCheckpointer)
+        m.setattr(session, "Checkpointer", CrashingCheckpointer)
         with pytest.raises(Crash):
             api.train(tiny_config, tmp_path / "killed")
     lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()

@@ -1,14 +1,15 @@
 """physgan: train, sample and evaluate generative models of physics data.
 
-The API functions (``physgan.train``, ``sample``, ``evaluate``, ``theory``) live in
-:mod:`physgan.api` and are loaded on first use, so ``import physgan`` stays light.
+The API functions (``physgan.train``, ``sample``, ``evaluate``, ``compare``, ``demo``) live in
+:mod:`physgan.api` and are loaded on first use, so ``import physgan`` stays light. The lecture's
+theory demo is ``physgan.api.theory``: ``physgan.theory`` is the module of the theory's formulas.
 """
 
 from typing import Any
 
-__version__ = "0.1.0"
+from physgan.version import __version__
 
-_API = ("evaluate", "sample", "theory", "train")
+_API = ("compare", "demo", "evaluate", "sample", "train")
 
 __all__ = ["__version__", *_API]
 

@@ -16,8 +16,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from physgan import __version__
 from physgan.errors import PhysganError
+from physgan.version import __version__
 
 __all__ = ["main"]
 
@@ -139,6 +139,27 @@ def _cmd_data(args: argparse.Namespace) -> None:
     print(f"wrote {args.process} {args.kind} -> {out}")
 
 
+def _cmd_configs(args: argparse.Namespace) -> None:
+    from physgan import api
+
+    if args.action == "show":
+        print(api.shipped_config_text(args.name), end="")
+        return
+    configs = api.shipped_configs()
+    width = max(map(len, configs))
+    for name, summary in configs.items():
+        print(f"{name:<{width}}  {summary}")
+
+
+def _configs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("configs", help="the configs shipped with physgan: list them, print one")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="each shipped config's name and what it trains (default)")
+    show = actions.add_parser("show", help="print a shipped config, e.g. to copy and edit")
+    show.add_argument("name", help="config name, e.g. grid25")
+    p.set_defaults(func=_cmd_configs, action="list")
+
+
 def _data_parser(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="simulate physics datasets (needs physgan[hep])")
     kinds = data.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -177,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model from a YAML config into a run directory")
-    p.add_argument("config", help="YAML config file")
+    p.add_argument("config", help="a shipped config's name (physgan configs list) or a YAML file")
     p.add_argument("--out", required=True, help="run directory (created; must be new or empty)")
     p.add_argument(
         "--set",
@@ -246,12 +267,13 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_theory)
 
     p = sub.add_parser("demo", help="the main job: simulate jets, train, evaluate, report, time")
-    p.add_argument("--config", default="configs/gluon-demo.yaml")
+    p.add_argument("--config", default="gluon-demo", help="config name or file (gluon-demo)")
     p.add_argument("--out", default="out/demo")
     p.add_argument("-n", type=int, default=2_500, help="jets generated for the evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)
 
+    _configs_parser(sub)
     _data_parser(sub)
     return parser
 

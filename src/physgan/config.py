@@ -1,14 +1,16 @@
 """The run configuration: one pydantic schema, the single home of every default.
 
-A config is YAML with sections ``data``, ``model``, ``loss``, ``train``, ``sample`` and a top-level
-``seed``. Unknown keys, wrong types and bad values raise :class:`~physgan.errors.ConfigError`
-with one line naming the dotted key. Components never import this module: the API turns the
-config into keyword arguments.
+A config is a YAML file, or the name of one shipped in the package (``grid25``: see
+:func:`shipped_configs`), with sections ``data``, ``model``, ``loss``, ``train``, ``sample`` and a
+top-level ``seed``. Unknown keys, wrong types and bad values raise
+:class:`~physgan.errors.ConfigError` with one line naming the dotted key. Components never import
+this module: the API turns the config into keyword arguments.
 """
 
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from physgan.errors import ConfigError
 
-__all__ = ["Config", "apply_overrides", "load_config", "parse_config"]
+__all__ = [
+    "Config",
+    "apply_overrides",
+    "load_config",
+    "parse_config",
+    "shipped_config_text",
+    "shipped_configs",
+]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -239,7 +248,8 @@ class SampleConfig(_Section):
     cap_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0  # M: this quantile of the logits
     # D steps against the fixed sampling G (EMA) before rejecting, on a copy, the learning rate
     # decaying from lr_d to 0: D -> its D* (physgan.sampling.calibrate_discriminator). Done once
-    # when training ends; the copy is kept in the checkpoint.
+    # when training ends; the copy is kept in the checkpoint. At most train.steps: a short run
+    # calibrates briefly.
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
 
 
@@ -391,27 +401,64 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config file with the safe loader, apply overrides and validate it."""
-    path = Path(path)
+def shipped_configs() -> dict[str, str]:
+    """The configs shipped in the package, by name, each with its first comment line."""
+    configs = {}
+    for entry in sorted(_SHIPPED.iterdir(), key=lambda e: e.name.removesuffix(".yaml")):
+        if entry.name.endswith(".yaml"):
+            first = entry.read_text(encoding="utf-8").partition("\n")[0]
+            configs[entry.name.removesuffix(".yaml")] = first.removeprefix("#").strip()
+    return configs
+
+
+def shipped_config_text(name: str) -> str:
+    """The YAML text of the shipped config ``name`` (``grid25``), to copy and edit."""
+    if name not in shipped_configs():
+        raise ConfigError(f"config {name}: no shipped config of that name; {_known()}")
+    return (_SHIPPED / f"{name}.yaml").read_text(encoding="utf-8")
+
+
+_SHIPPED = resources.files("physgan") / "configs"
+
+
+def _known() -> str:
+    return f"shipped configs: {', '.join(shipped_configs())} (`physgan configs list`)"
+
+
+def _config_text(source: str | Path) -> str:
+    """The text of a config file, else of the shipped config of that name."""
+    path = Path(source)
+    if not path.exists() and isinstance(source, str) and source in shipped_configs():
+        return shipped_config_text(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = _known()
+        if path.stem in shipped_configs():
+            hint = f"the shipped config is addressed by its name: {path.stem}"
+        raise ConfigError(f"config {source}: no such file; {hint}") from None
     except OSError as err:
-        raise ConfigError(f"config {path}: cannot read ({err.strerror})") from None
+        raise ConfigError(f"config {source}: cannot read ({err.strerror})") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"config {path}: not UTF-8 text (byte {err.start})") from None
+        raise ConfigError(f"config {source}: not UTF-8 text (byte {err.start})") from None
+
+
+def load_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (a file, or a shipped config's name) with the safe loader, apply
+    ``overrides`` (``"train.steps=200"``) and validate it. A file of that name comes first."""
+    text = _config_text(source)
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"config {path}: {_yaml_problem(err)}") from None
+        raise ConfigError(f"config {source}: {_yaml_problem(err)}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"config {path}: expected a mapping at the top level")
+        raise ConfigError(f"config {source}: expected a mapping at the top level")
     raw = apply_overrides(raw, list(overrides))
     try:
         return parse_config(raw)
     except ConfigError as err:  # name the file as well as the key
-        raise ConfigError(f"config {path}: {str(err).removeprefix('config: ')}") from None
+        raise ConfigError(f"config {source}: {str(err).removeprefix('config: ')}") from None
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

@@ -14,6 +14,7 @@ function with the arguments swapped. JS is symmetric and bounded, 0 <= JS <= ln 
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import operator
@@ -266,7 +267,9 @@ def kl_discrete(p: ArrayLike, q: ArrayLike, *, base: float = math.e) -> float:
 
     Returns:
         The divergence (>= 0) as a float, in nats unless ``base`` is given; ``inf`` when some
-        q_i = 0 < p_i. Terms with p_i = 0 contribute 0.
+        q_i = 0 < p_i, a zero being taken as given (a q_i that is 0 only because a density
+        underflowed on a grid reads the same; for densities use :func:`kl_density` with
+        log-densities). Terms with p_i = 0 contribute 0.
 
     Raises:
         ValueError: shapes differ, an entry is negative or not finite, or a vector is all zero.
@@ -337,31 +340,50 @@ DensityLike = Callable[[np.ndarray], ArrayLike] | _HasLogProb | _HasLogPdf
 LogDensity = Callable[[float], float]
 
 
+# A bound density method whose object also has the matching log-density method stands for
+# that log-density: SciPy's ``norm(1, 0.5).pdf`` is read as ``norm(1, 0.5).logpdf``.
+_LOG_TWINS = {"pdf": "logpdf", "prob": "log_prob"}
+
+
+def _log_method(f: object) -> Callable[[np.ndarray], ArrayLike] | None:
+    """The log-density method that ``f`` stands for, or None for a plain density callable."""
+    for attr in ("log_prob", "logpdf"):
+        method = getattr(f, attr, None)
+        if callable(method):
+            return method
+    twin = _LOG_TWINS.get(getattr(f, "__name__", ""))
+    if twin is not None and inspect.ismethod(f):
+        method = getattr(f.__self__, twin, None)
+        if callable(method):
+            return method
+    return None
+
+
 def log_density(f: DensityLike, name: str = "density") -> Callable[[np.ndarray], np.ndarray]:
     """Turn a density callable, or an object with a log-density method, into x -> ln f(x).
 
     The result is vectorised: an array of x gives an array of the same shape. ``log_prob``
     (torch-style, zuko, physgan toys) or ``logpdf`` (a frozen SciPy distribution) is preferred
     when present: it stays finite far in the tails, where a density value underflows to 0 and
-    would make a finite KL look infinite. ln 0 = -inf is allowed (no mass there); NaN, +inf and
-    negative densities raise ValueError naming ``name``.
+    would make a finite KL look infinite. A bound ``pdf`` method of an object with ``logpdf``
+    (``scipy.stats.norm(0, 1).pdf``), or a bound ``prob`` method of one with ``log_prob``, is
+    read through that log-density method too. ln 0 = -inf is allowed (no mass there); NaN,
+    +inf and negative densities raise ValueError naming ``name``.
 
     >>> from scipy import stats
-    >>> log_density(stats.norm(0, 1).pdf)(np.array([0.0, 40.0])).round(4).tolist()
-    [-0.9189, -inf]
-    >>> log_density(stats.norm(0, 1))(np.array([40.0])).round(1).tolist()
-    [-800.9]
+    >>> log_density(stats.norm(0, 1).pdf)(np.array([0.0, 40.0])).round(4).tolist()  # via logpdf
+    [-0.9189, -800.9189]
+    >>> log_density(lambda x: stats.norm(0, 1).pdf(x))(np.array([40.0])).tolist()  # underflow
+    [-inf]
     """
-    log_prob = getattr(f, "log_prob", None)
-    if not callable(log_prob):
-        log_prob = getattr(f, "logpdf", None)
-    if not callable(log_prob) and not callable(f):
+    log_prob = _log_method(f)
+    if log_prob is None and not callable(f):
         raise ValueError(f"{name} must be callable or have a log_prob or logpdf method")
 
     def evaluate(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
         flat = x.reshape(-1)
-        if callable(log_prob):
+        if log_prob is not None:
             out = np.asarray(log_prob(flat), dtype=float)
         else:
             dens = np.asarray(f(flat), dtype=float)
@@ -439,6 +461,17 @@ def _check_mass(log_f: LogDensity, cuts: list[float], name: str) -> None:
         )
 
 
+def _q_vanishes_message(x: float, log_p_x: float) -> str:
+    p_x = math.exp(log_p_x)
+    p_text = f"{p_x:.3g}" if p_x > 0.0 else f"exp({log_p_x:.6g})"
+    return (
+        f"q evaluated to 0 at x={x:.6g} where p(x)={p_text} > 0; this is either a real gap in "
+        "Q's support (KL infinite) or float underflow of a plain density; pass log-densities "
+        "(an object with log_prob(x), or SciPy's logpdf, e.g. a frozen scipy.stats "
+        "distribution) to decide"
+    )
+
+
 def kl_density(
     p: DensityLike,
     q: DensityLike,
@@ -451,14 +484,20 @@ def kl_density(
     """KL(P||Q) = int_lo^hi p ln(p/q) dx for 1-D densities, by adaptive quadrature.
 
     The integrand is p(x) (ln p(x) - ln q(x)), evaluated from log-densities so it is exact in
-    the tails: it is 0 where p(x) = 0, and if the quadrature meets a point with q(x) = 0 < p(x)
-    the result is ``inf``. [lo, hi] is cut at c, c +- 0.001, c +- 0.01, ..., c +- 1000 for
-    c = 0 and each of ``points`` (plus 8 equal pieces when finite), and each piece is
-    integrated by ``scipy.integrate.quad`` (QUADPACK QAGS/QAGI) to 1e-10 relative.
+    the tails: it is 0 where p(x) = 0, and if the quadrature meets a point where ln q(x) = -inf
+    from a log-density while p(x) > 0, the result is ``inf`` (a true gap in Q's support).
+    [lo, hi] is cut at c, c +- 0.001, c +- 0.01, ..., c +- 1000 for c = 0 and each of
+    ``points`` (plus 8 equal pieces when finite), and each piece is integrated by
+    ``scipy.integrate.quad`` (QUADPACK QAGS/QAGI) to 1e-10 relative.
 
-    Plain density callables underflow to 0 some 38 widths out; on an infinite range, a q
-    narrower than p then looks zero where p is not, and the result is ``inf`` although the
-    true KL is finite (N(0, 1) vs N(0, 0.1^2)). Pass log-densities, or a finite range.
+    Plain density callables underflow to 0 some 38 widths out, so a q narrower than p can read
+    0 where p does not, even on a finite range, although the true KL is finite. A bound
+    ``pdf`` method of an object with ``logpdf`` (a frozen SciPy distribution's ``.pdf``) or
+    ``prob`` of one with ``log_prob`` is therefore read through the log-density, exact in the
+    tails. For any other plain callable q, q(x) = 0 < p(x) cannot tell a gap in Q's support
+    from underflow, and raises ValueError: pass log-densities (an object with ``log_prob(x)``
+    or ``logpdf(x)``) to decide. :func:`js_density` reads densities the same way and needs no
+    such error: JS is finite whatever the supports.
 
     Args:
         p, q: densities of P and Q in 1/(units of x): either callables mapping a float64 NumPy
@@ -474,19 +513,26 @@ def kl_density(
         The divergence as a float (>= 0, or ``inf``), in nats unless ``base`` is given.
 
     Raises:
-        ValueError: lo >= hi, a density is negative, NaN or not normalised, or the quadrature
-            does not converge to 1e-6.
+        ValueError: lo >= hi, a density is negative, NaN or not normalised, the quadrature
+            does not converge to 1e-6, or a plain density callable q is 0 where p > 0.
 
     Example:
         >>> from scipy.stats import norm
         >>> round(kl_density(norm(0, 1), norm(1, 1), -math.inf, math.inf), 8)  # via logpdf
         0.5
+        >>> round(kl_density(norm(0, 2).pdf, norm(1, 0.5).pdf, -30, 30), 6)  # .pdf: via logpdf
+        8.113706
+        >>> kl_density(norm(0, 2).pdf, lambda x: norm.pdf(x, 1, 0.5), -30, 30)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: q evaluated to 0 at x=... > 0; ... or float underflow of a plain density; ...
 
     References:
         R. Piessens et al., QUADPACK (Springer, 1983), doi:10.1007/978-3-642-61786-7.
     """
     log_base = _log_base(base)
     log_p, log_q = _log_density(p, "p"), _log_density(q, "q")
+    q_is_plain = _log_method(q) is None
     cuts = _breakpoints(lo, hi, points)
     _check_mass(log_p, cuts, "p")
     _check_mass(log_q, cuts, "q")
@@ -499,6 +545,8 @@ def kl_density(
             return 0.0
         lq = log_q(x)
         if lq == -math.inf:
+            if q_is_plain:
+                raise ValueError(_q_vanishes_message(x, lp))
             q_vanishes_under_p = True
             return 0.0
         return math.exp(lp) * (lp - lq)

@@ -10,18 +10,31 @@ AUC and one histogram per feature. Every kind also shows the training curves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from physgan.config import Config
+from physgan.data.datasets import TrainingData
+from physgan.data.io import read_arrays
 from physgan.data.toy import GaussianMixture
+from physgan.errors import DataError
+from physgan.generation import load_run, sample_run
 from physgan.metrics.estimate import Estimate
 from physgan.metrics.floor import with_floor
-from physgan.report.html import SummaryRow
+from physgan.report.html import SummaryRow, write_report
+from physgan.training.builder import load_data
+from physgan.training.rundir import RunDir, json_ready
+from physgan.training.seeding import Stream, derive_seed
+from physgan.training.state import TrainingState
+from physgan.version import __version__
 
-__all__ = ["Evaluation", "data_kind", "evaluate_samples"]
+__all__ = ["Evaluation", "data_kind", "evaluate_run", "evaluate_samples"]
 
 
 @dataclass
@@ -203,3 +216,115 @@ def evaluate_samples(
     if training_rows:
         result.figures.append(("Training curves", training_curves(training_rows)))
     return result
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    n: int = 2_500,
+    seed: int = 0,
+    reference: str | Path | None = None,
+    rejection: bool | None = None,
+) -> dict[str, Any]:
+    """Score ``n`` samples of a run; write ``RUN/metrics.json`` and ``RUN/report.html``.
+
+    The real samples are ``reference`` (a data file) if given, else ``2 n`` draws of the true
+    mixture for toys, else the run's held-out data. Each metric (see :mod:`physgan.evaluation`
+    for which, by kind of data) is reported as {value, std, floor, floor_std, verdict}, the
+    floor being the same metric between two disjoint halves of the real samples; toys also get
+    ``modes``, ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
+    :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
+    drawn as :func:`physgan.api.sample` draws them (``rejection``: as there).
+    """
+    run, config, meta, state = load_run(run_dir)
+    if rejection is None:
+        rejection = config.sample.rejection
+    data = load_data(config)
+    if reference is not None:
+        real, _ = read_arrays(reference)
+        if tuple(real.shape[1:]) != data.sample_shape:
+            raise DataError(
+                f"{reference}: samples of shape {tuple(real.shape[1:])}, the run's data have "
+                f"{data.sample_shape}"
+            )
+    elif data.truth is not None:
+        real = data.truth.sample(2 * n, derive_seed(seed, Stream.EVAL_TRUTH)).astype(np.float32)
+    else:
+        real = data.x_holdout
+    generated = sample_run(run, config, meta, state, n, seed, None, rejection, data)
+    rows = run.read_metrics()
+    scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
+    n_compared = min(len(real) // 2, n)
+    summary = {
+        "n_samples": n,
+        "n_compared": n_compared,
+        "seed": seed,
+        "step": state.step,
+        "rejection": rejection,
+    }
+    if reference is None and data.classes is not None and data.cond_holdout is not None:
+        summary["classes"] = {}
+        for index, name in enumerate(data.classes):
+            by_class = _evaluate_class(run, config, meta, state, data, index, n, seed)
+            summary["classes"][name] = by_class.metrics
+            scored.rows += [replace(r, metric=f"{name}: {r.metric}") for r in by_class.rows]
+            scored.figures += [(f"{name} jets: {c}", fig) for c, fig in by_class.figures]
+    result = json_ready(summary | scored.metrics)
+    run.write_json(run.evaluation, result)
+
+    source = config.data.path or config.data.name
+    provenance: dict[str, Any] = {
+        "physgan version": __version__,
+        "run": str(run.root),
+        "training step": state.step,
+        "run seed": config.seed,
+        "evaluation seed": seed,
+        "samples compared": f"{n_compared} generated vs {n_compared} real (floor: real vs real)",
+        "data": source,
+        "evaluated at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if config.data.path is not None and Path(config.data.path).is_file():
+        provenance["data SHA-256"] = _sha256(Path(config.data.path))
+    if reference is not None:
+        provenance["reference"] = str(reference)
+        provenance["reference SHA-256"] = _sha256(Path(reference))
+    write_report(
+        run.root / "report.html",
+        title=f"physgan evaluation: {run.root.name}",
+        summary_rows=scored.rows,
+        figures=scored.figures,
+        config_text=run.config.read_text(),
+        provenance=provenance,
+    )
+    return result
+
+
+def _evaluate_class(
+    run: RunDir,
+    config: Config,
+    meta: dict[str, Any],
+    state: TrainingState,
+    data: TrainingData,
+    index: int,
+    n: int,
+    seed: int,
+) -> Evaluation:
+    """One class of a class-conditional run: samples generated with that class's one-hot
+    condition against the held-out samples of the class."""
+    assert data.cond_holdout is not None  # the caller checks it
+    real = data.x_holdout[data.cond_holdout.argmax(axis=1) == index]
+    n_class = min(n, len(real) // 2)
+    if n_class < 2:
+        raise DataError(f"{run.root}: the holdout has too few samples of class {index}")
+    cond = np.zeros((n_class, data.cond_dim), dtype=np.float32)
+    cond[:, index] = 1.0
+    generated = sample_run(run, config, meta, state, n_class, seed, cond, False)
+    return evaluate_samples(real, generated, seed=seed)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

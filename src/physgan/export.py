@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from physgan.data.jets import is_cloud
 from physgan.data.transforms import (
     Identity,
     ParticleStandardize,
@@ -34,7 +35,9 @@ from physgan.data.transforms import (
     transform_from_dict,
 )
 from physgan.errors import ConfigError, MissingExtraError
+from physgan.generation import cond_transform_of, load_run
 from physgan.models.flow import Flow
+from physgan.version import __version__
 
 __all__ = [
     "InverseTransform",
@@ -193,16 +196,14 @@ def physics_sampler(run_dir: str | Path) -> tuple[PhysicsSampler, dict[str, Any]
     The summary holds ``run`` (the directory), ``family`` (gan, vae, flow), ``step``,
     ``sample_shape``, ``cond_dim`` and ``rejection`` (the run's ``sample.rejection``).
     """
-    from physgan.api import _cond_transform, _is_cloud, _load_run  # api imports this module
-
-    run, config, meta, state = _load_run(run_dir)
+    run, config, meta, state = load_run(run_dir)
     transform = transform_from_dict(run.read_json(run.transform))
     sample_shape = tuple(meta["sample_shape"])
     model = PhysicsSampler(
         state.sampler,
         InverseTransform(transform),
-        cloud=_is_cloud(sample_shape),
-        condition=_cond_transform(meta),
+        cloud=is_cloud(sample_shape),
+        condition=cond_transform_of(meta),
     ).eval()
     summary = {
         "run": str(run.root),
@@ -331,7 +332,6 @@ def export_onnx(
         raise MissingExtraError(
             "ONNX export needs physgan[onnx]: pip install 'physgan[onnx]'"
         ) from err
-    from physgan import __version__
     from physgan.atomic import write_atomic
 
     model, summary = physics_sampler(run_dir)

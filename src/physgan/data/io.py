@@ -27,11 +27,21 @@ import numpy as np
 from physgan.atomic import atomic_path
 from physgan.errors import DataError, MissingExtraError, PhysganError
 
-__all__ = ["load", "read_arrays", "read_columns", "write_array"]
+__all__ = [
+    "READ_ERRORS",
+    "Source",
+    "as_float32",
+    "load",
+    "read_arrays",
+    "read_columns",
+    "select_layout",
+    "unreadable",
+    "write_array",
+]
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     """One file to read, with the tree to read from it for ROOT (``file.root:tree``)."""
 
     path: Path
@@ -42,8 +52,8 @@ class _Source:
 
 
 # Picks the arrays to read among those the file holds (raising DataError for a miss).
-Select = Callable[[_Source, list[str]], list[str]]
-Reader = Callable[[_Source, Select, slice | None], dict[str, np.ndarray]]
+Select = Callable[[Source, list[str]], list[str]]
+Reader = Callable[[Source, Select, slice | None], dict[str, np.ndarray]]
 
 _READERS: dict[str, Reader] = {}
 
@@ -52,7 +62,7 @@ _READERS: dict[str, Reader] = {}
 # Corrupt files also give RuntimeError (h5py's visititems, an encrypted zip member),
 # AssertionError (uproot's checks of RNTuple envelopes), tokenize.TokenError and SyntaxError (a
 # mangled .npy header), OverflowError, and MemoryError (a header claiming a huge array).
-_READ_ERRORS = (
+READ_ERRORS = (
     OSError,
     ValueError,
     KeyError,
@@ -86,7 +96,8 @@ def _listing(names: Sequence[str], limit: int = 20) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-def _unreadable(src: _Source | str, err: BaseException) -> DataError:
+def unreadable(src: Source | str, err: BaseException) -> DataError:
+    """The one-line error for a file that ``err`` (one of :data:`READ_ERRORS`) stopped."""
     reason = textwrap.shorten(str(err), width=200, placeholder=" ...") or type(err).__name__
     return DataError(f"{src}: cannot read ({reason})")
 
@@ -107,7 +118,7 @@ def _take(arr: Any, rows: slice | None) -> Any:
 
 
 @_reader(".npy")
-def _read_npy(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_npy(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     # Without the magic np.load would try the file as a zip (leaking its handle) or a pickle.
     with open(src.path, "rb") as fh:
         if fh.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
@@ -118,14 +129,14 @@ def _read_npy(src: _Source, select: Select, rows: slice | None) -> dict[str, np.
 
 
 @_reader(".npz")
-def _read_npz(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_npz(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     # Our own handle: np.load leaks the one it opens when the zip directory is corrupt.
     with open(src.path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
         return {name: _take(data[name], rows) for name in select(src, list(data.files))}
 
 
 @_reader(".h5", ".hdf5")
-def _read_hdf5(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_hdf5(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     import h5py
 
     with h5py.File(src.path, "r") as fh:
@@ -144,7 +155,7 @@ def _read_hdf5(src: _Source, select: Select, rows: slice | None) -> dict[str, np
         return {name: np.asarray(_take(fh[name], rows)) for name in selected}
 
 
-def _regular(src: _Source, name: str, column: Any, rows: slice | None) -> np.ndarray:
+def _regular(src: Source, name: str, column: Any, rows: slice | None) -> np.ndarray:
     """An awkward array as a numpy array, refusing jagged entries and missing values."""
     import awkward as ak
 
@@ -160,7 +171,7 @@ def _regular(src: _Source, name: str, column: Any, rows: slice | None) -> np.nda
 
 
 @_reader(".root")
-def _read_root(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_root(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     uproot = _import_extra("uproot", "ROOT")
     try:
         with uproot.open(src.path) as fh:
@@ -187,11 +198,11 @@ def _read_root(src: _Source, select: Select, rows: slice | None) -> dict[str, np
     except Exception as err:
         # uproot walks a corrupt file's object graph in Python and fails in many ways besides
         # DeserializationError (e.g. AttributeError on a member that did not deserialise).
-        raise _unreadable(src, err) from None
+        raise unreadable(src, err) from None
 
 
 @_reader(".parquet")
-def _read_parquet(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_parquet(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     pq = _import_extra("pyarrow.parquet", "Parquet")
     ak = _import_extra("awkward", "Parquet")
     names = select(src, list(pq.read_schema(src.path).names))
@@ -199,7 +210,7 @@ def _read_parquet(src: _Source, select: Select, rows: slice | None) -> dict[str,
     return {name: _regular(src, name, ak.from_arrow(table[name]), rows) for name in names}
 
 
-def _check(src: _Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Refuse non-numbers, arrays without rows, NaN/inf and row counts that disagree."""
     if not arrays:
         raise DataError(f"{src}: no arrays to read")
@@ -224,7 +235,7 @@ def _check(src: _Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.nd
     return arrays
 
 
-def _read_file(src: _Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
+def _read_file(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
     if not src.path.is_file():
         # Devices, FIFOs and sockets are refused too: /dev/zero or a pipe would never end.
         what = "not a regular file" if src.path.exists() else "no such file"
@@ -238,12 +249,12 @@ def _read_file(src: _Source, select: Select, rows: slice | None) -> dict[str, np
         arrays = _READERS[suffix](src, select, rows)
     except PhysganError:
         raise
-    except _READ_ERRORS as err:
-        raise _unreadable(src, err) from None
+    except READ_ERRORS as err:
+        raise unreadable(src, err) from None
     return _check(src, arrays)
 
 
-def _sources(path: str | os.PathLike[str]) -> list[_Source]:
+def _sources(path: str | os.PathLike[str]) -> list[Source]:
     """The file, or the shards of a directory or glob, each with a ROOT tree name if given."""
     text = os.fspath(path)
     head, colon, tree = text.rpartition(":")
@@ -271,7 +282,7 @@ def _sources(path: str | os.PathLike[str]) -> list[_Source]:
     suffixes = sorted({p.suffix.lower() for p in files})
     if len(suffixes) > 1:
         raise DataError(f"{head}: shards mix formats ({', '.join(suffixes)}); keep one")
-    return [_Source(p, tree or None) for p in files]
+    return [Source(p, tree or None) for p in files]
 
 
 def _load(
@@ -341,7 +352,7 @@ def load(
     """
     wanted = [keys] if isinstance(keys, str) else keys
 
-    def select(src: _Source, names: list[str]) -> list[str]:
+    def select(src: Source, names: list[str]) -> list[str]:
         if wanted is None:
             return names
         for key in wanted:
@@ -373,7 +384,8 @@ _LAYOUTS = (
 )
 
 
-def _select_layout(src: _Source, names: list[str]) -> list[str]:
+def select_layout(src: Source, names: list[str]) -> list[str]:
+    """The arrays to read, samples then conditions, of the first layout ``names`` holds."""
     for layout in _LAYOUTS:
         if all(name in names for name in layout.needs):
             return [layout.x] + ([layout.cond] if layout.cond in names else [])
@@ -381,7 +393,8 @@ def _select_layout(src: _Source, names: list[str]) -> list[str]:
     raise DataError(f"{src}: no known layout in {_listing(names)} (accepted: {accepted})")
 
 
-def _float32(path: str | os.PathLike[str], name: str, arr: np.ndarray) -> np.ndarray:
+def as_float32(path: str | os.PathLike[str], name: str, arr: np.ndarray) -> np.ndarray:
+    """``arr`` as float32; values beyond its range are refused with the file and array named."""
     try:
         with np.errstate(over="raise"):
             return arr.astype(np.float32)
@@ -399,16 +412,16 @@ def read_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | 
     images, with ``images`` (n, P, P) as ``x`` of shape (n, 1, P, P) next to ``jets``.
     Raises DataError naming the file and the problem.
     """
-    arrays = _load(path, _select_layout, None)
+    arrays = _load(path, select_layout, None)
     layout = next(lay for lay in _LAYOUTS if lay.x in arrays)
-    x = _float32(path, layout.x, arrays[layout.x])
+    x = as_float32(path, layout.x, arrays[layout.x])
     if x.ndim < 2:
         raise DataError(f"{path}: {layout.x} has shape {x.shape}, expected (n_samples, ...)")
     if layout.x == "images":
         x = x[:, None]  # one channel: (n, 1, P, P), as image models take them
     if layout.cond is None or layout.cond not in arrays:
         return x, None
-    cond = _float32(path, layout.cond, arrays[layout.cond])
+    cond = as_float32(path, layout.cond, arrays[layout.cond])
     if cond.ndim != 2:
         raise DataError(f"{path}: {layout.cond} has shape {cond.shape}, expected ({len(x)}, c)")
     return x, cond
@@ -427,7 +440,7 @@ def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> np.nda
     arrays = load(path, list(columns))
     parts = []
     for name in columns:
-        arr = _float32(path, name, arrays[name])
+        arr = as_float32(path, name, arrays[name])
         if arr.ndim > 2:
             raise DataError(f"{path}: {name} has shape {arr.shape}; columns must be (n,) or (n, k)")
         parts.append(arr.reshape(len(arr), -1))

@@ -141,7 +141,7 @@ def _write(
     """Simulate this shard's chunks and append them to ``out`` through a temporary file."""
     import h5py
 
-    from physgan import __version__
+    from physgan.version import __version__
 
     k, n_shards = shard
     n_chunks = math.ceil(n / CHUNK_JETS)
@@ -159,9 +159,9 @@ def _write(
     total = sum(job.size for job in jobs)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from physgan.progress import progress_bar
 
-        bar = tqdm(total=total, unit="jet", desc=f"{process} jets", dynamic_ncols=True)
+        bar = progress_bar(total, unit="jet", desc=f"{process} jets")
     try:
         with atomic_path(out) as tmp, h5py.File(tmp, "w") as fh:
             fh.attrs.update(

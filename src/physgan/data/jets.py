@@ -18,6 +18,7 @@ __all__ = [
     "PARTICLE_FEATURES",
     "JetCloud",
     "canonical_cloud",
+    "is_cloud",
     "jet_features",
     "particle_cloud",
     "sort_by_pt",
@@ -33,6 +34,11 @@ class JetCloud(NamedTuple):
 
     particles: np.ndarray
     jets: np.ndarray
+
+
+def is_cloud(shape: tuple[int, ...]) -> bool:
+    """Particle clouds (N, 4): eta_rel, phi_rel, pt_rel and a mask per particle."""
+    return len(shape) == 2 and shape[1] == 4
 
 
 def wrap_phi(phi: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from physgan.data.io import _READ_ERRORS, _float32, _select_layout, _Source, _unreadable
+from physgan.data.io import READ_ERRORS, Source, as_float32, select_layout, unreadable
 from physgan.errors import ConfigError, DataError, PhysganError
 
 __all__ = ["StreamPlan", "StreamingSampler", "open_stream"]
@@ -79,8 +79,8 @@ class _Blocks:
         self.src, self.plan = str(plan.path), plan
         try:
             self.file = h5py.File(plan.path, "r")
-        except _READ_ERRORS as err:
-            raise _unreadable(self.src, err) from None
+        except READ_ERRORS as err:
+            raise unreadable(self.src, err) from None
 
     def read(
         self, blocks: np.ndarray, *, transform: Transform | None = None, empty: Empty = _empty
@@ -105,8 +105,8 @@ class _Blocks:
         for r in rows:
             try:
                 raw = np.asarray(self.file[key][r])
-            except _READ_ERRORS as err:
-                raise _unreadable(self.src, err) from None
+            except READ_ERRORS as err:
+                raise unreadable(self.src, err) from None
             block = _finite32(self.src, key, raw, r.start).reshape(-1, *out.shape[1:])
             # Block by block, so that the transform's temporaries stay the size of a block.
             out[at : at + len(block)] = block if transform is None else transform(block)
@@ -126,7 +126,7 @@ def _finite32(src: str, key: str, raw: np.ndarray, first_row: int) -> np.ndarray
             raise DataError(
                 f"{src}: {key} holds NaN or inf (first at row {first_row + row}: {value})"
             )
-    return raw if raw.dtype == np.float32 else _float32(src, key, raw)
+    return raw if raw.dtype == np.float32 else as_float32(src, key, raw)
 
 
 def _layout(src: str, fh: h5py.File) -> tuple[str, str | None]:
@@ -138,7 +138,7 @@ def _layout(src: str, fh: h5py.File) -> tuple[str, str | None]:
             names.append(name)
 
     fh.visititems(collect)
-    keys = _select_layout(_Source(Path(src)), names)
+    keys = select_layout(Source(Path(src)), names)
     for key in keys:
         shape, dtype = fh[key].shape, fh[key].dtype
         if shape is None:  # h5py.Empty
@@ -201,8 +201,8 @@ def open_stream(
             x_shape, block_rows = fh[x_key].shape, _block_rows(fh[x_key])
     except PhysganError:
         raise
-    except _READ_ERRORS as err:
-        raise _unreadable(src, err) from None
+    except READ_ERRORS as err:
+        raise unreadable(src, err) from None
     n_blocks = -(-x_shape[0] // block_rows)
     n_holdout = round(holdout_fraction * n_blocks)
     if not 1 <= n_holdout < n_blocks:

@@ -136,12 +136,13 @@ class Checkpointer:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr with the last logged losses; for interactive callers (the CLI)."""
+    """A progress bar on stderr with the last logged losses, for the CLI (see
+    :func:`physgan.progress.progress_bar`: plain lines when stderr is not a terminal)."""
 
     def __init__(self, total: int, initial: int, metrics: MetricsLogger | None = None) -> None:
-        from tqdm.auto import tqdm
+        from physgan.progress import progress_bar
 
-        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+        self.bar = progress_bar(total, initial=initial, unit="step")
         self.metrics = metrics
         self._shown: dict[str, float] = {}
 
@@ -150,7 +151,8 @@ class ProgressBar:
         if self.metrics is not None and self.metrics.latest is not self._shown:
             self._shown = self.metrics.latest
             keys = ("d_loss", "g_loss", "jsd_bound", "loss", "holdout_elbo", "holdout_nll")
-            self.bar.set_postfix({k: f"{self._shown[k]:.3f}" for k in keys if k in self._shown})
+            shown = {k: f"{self._shown[k]:.3f}" for k in keys if k in self._shown}
+            self.bar.set_postfix(shown, refresh=False)  # shown at the bar's next redraw
 
     def on_end(self, state: Any) -> None:
         self.bar.close()

@@ -9,6 +9,8 @@ with RANK, WORLD_SIZE and LOCAL_RANK set; :func:`runtime_from_env` turns that in
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
 import logging
 import os
 import sys
@@ -54,6 +56,10 @@ def runtime_from_env(device: str, precision: Precision, compile: bool) -> Runtim
     if where.type == "cuda":
         torch.cuda.set_device(where)
     if not dist.is_initialized():
+        # Imported before the group exists: its functions take ``group=group.WORLD`` as a default
+        # argument, and imported later (DistributedDataParallel does) they would hold the group,
+        # and gloo's worker threads, until the interpreter exits.
+        importlib.import_module("torch.distributed.nn.functional")
         dist.init_process_group("nccl" if where.type == "cuda" else "gloo")
     return Runtime(where, precision, compile, rank, world)
 
@@ -67,7 +73,19 @@ def session(device: str, precision: Precision, compile: bool) -> Iterator[Runtim
         yield runtime_from_env(device, precision, compile)
     finally:
         if joined and dist.is_initialized():
-            dist.destroy_process_group()
+            _leave()
+
+
+def _leave() -> None:
+    """Destroy the process group, and with it gloo's worker threads, before the interpreter
+    exits: a worker thread that lets go of a finished collective's tensors takes the GIL, and
+    one that does so while the interpreter finalises is ended by ``pthread_exit``, which C++
+    turns into ``terminate called without an active exception`` (issue 19)."""
+    # DistributedDataParallel wrappers left in reference cycles would keep the group past
+    # destroy_process_group and free it in a later garbage collection, which holds the GIL
+    # while gloo joins its threads (that may be waiting for it); collected first, they don't.
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def quiet() -> bool:

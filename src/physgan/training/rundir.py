@@ -14,13 +14,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
-from physgan import __version__
 from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError, ConfigError
+from physgan.version import __version__
 
-__all__ = ["RunDir"]
+__all__ = ["RunDir", "json_ready"]
 
 
 class RunDir:
@@ -206,3 +207,16 @@ def _check_affine(path: Path, spec: dict[str, Any], features: int | None) -> Non
         raise CheckpointError(f"{path}: std must be positive")
     if features is not None and len(mean) != features:
         raise CheckpointError(f"{path}: {len(mean)} features, but the data have {features}")
+
+
+def json_ready(value: Any) -> Any:
+    """Infinite and NaN floats as null, recursively, so metrics.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

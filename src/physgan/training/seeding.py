@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "step_generator"]
+__all__ = ["Stream", "derive_seed", "step_generator"]
+
+
+class Stream(IntEnum):
+    """Keys mixed into ``derive_seed(seed, stream)``: one per independent use of a run's seed
+    outside the training steps (which use (seed, step, rank))."""
+
+    INIT = 2  # the networks' initial weights
+    SAMPLE = 3  # latent draws (and drawn conditions) when sampling
+    EVAL_TRUTH = 4  # a toy's true samples that evaluation compares with
+    REJECT = 5  # rejection sampling's draws
+    CALIBRATE = 6  # calibrating D for rejection sampling
 
 
 def derive_seed(*keys: int) -> int:
@@ -14,7 +27,7 @@ def derive_seed(*keys: int) -> int:
     >>> derive_seed(0, 1) == derive_seed(0, 1) != derive_seed(1, 0)
     True
     """
-    state = np.random.SeedSequence(list(keys)).generate_state(2, dtype=np.uint32)
+    state = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 

@@ -1,0 +1,238 @@
+"""A training state, its data and its step functions, built from a run's config.
+
+Models (``physgan.models``), losses and data take plain arguments; this module turns the
+validated :class:`~physgan.config.Config` into them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from physgan.config import Config, FlowModelConfig, GANModelConfig, VAEModelConfig
+from physgan.data.datasets import TrainingData, load_training_data
+from physgan.data.stream import StreamingSampler
+from physgan.data.transforms import Identity, ParticleStandardize, Standardize
+from physgan.errors import ConfigError
+from physgan.losses import OBJECTIVES
+from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
+from physgan.training.runtime import Runtime
+from physgan.training.seeding import Stream, derive_seed
+from physgan.training.state import GANState, LikelihoodState, TrainingState
+from physgan.training.steps import (
+    BatchSampler,
+    gan_eval,
+    gan_step,
+    nll_eval,
+    nll_step,
+    vae_eval,
+    vae_step,
+)
+
+__all__ = [
+    "build_state",
+    "fit_cond_transform",
+    "fit_transform",
+    "load_data",
+    "real_batches",
+    "step_functions",
+    "to_tensor",
+]
+
+
+def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any]:
+    if kind == "mlp":  # vectors, or anything flattened (e.g. particle clouds (N, 4))
+        return {
+            "out_dim" if role == "generator" else "in_dim": shape[0] if len(shape) == 1 else shape
+        }
+    if kind == "dcgan" and len(shape) == 3 and shape[1] == shape[2]:
+        return {"channels": shape[0], "image_size": shape[1]}
+    if kind == "epic" and len(shape) == 2 and shape[1] >= 2:
+        return {"n_particles": shape[0], "features": shape[1] - 1}
+    want = {
+        "dcgan": "square images (n, channels, size, size)",
+        "epic": "particle clouds (n, particles, features + mask)",
+    }[kind]
+    raise ConfigError(
+        f"config: model.{role}.kind: {kind} needs {want}; the data have shape (n, "
+        f"{', '.join(map(str, shape))})"
+    )
+
+
+def build_state(
+    config: Config,
+    sample_shape: tuple[int, ...],
+    cond_dim: int,
+    multiplicity: np.ndarray | None = None,
+    runtime: Runtime | None = None,
+    cond_transform: Standardize | Identity | None = None,
+) -> TrainingState:
+    """Models (on the runtime's device), optimisers, EMA and fp16 grad scalers;
+    ``multiplicity`` (counts of real particles per jet in the training data) sets a point-cloud
+    generator's distribution of particle numbers, ``cond_transform`` (the standardisation of
+    ``data.condition_on``) the units of the multiplicity it is conditioned on, if it is."""
+    t = config.train
+    model_cfg = config.model
+    runtime = runtime or Runtime()  # sampling and evaluation: one process on the CPU
+    # Initialise the weights from the run's seed without touching the global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(config.seed, Stream.INIT))
+        if isinstance(model_cfg, GANModelConfig):
+            gcfg = model_cfg.generator.model_dump()
+            dcfg = model_cfg.discriminator.model_dump()
+            gkind, dkind = gcfg.pop("kind"), dcfg.pop("kind")
+            conditions = config.data.condition_on or []
+            if gkind == "epic" and "n_particles" in conditions:
+                gcfg["multiplicity_cond"] = conditions.index("n_particles")
+            G = GENERATORS.get(gkind)(
+                **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
+            )
+            D = DISCRIMINATORS.get(dkind)(
+                **_shape_kwargs(dkind, "discriminator", sample_shape), cond_dim=cond_dim, **dcfg
+            )
+        else:
+            kwargs = model_cfg.model_dump(exclude={"family", "beta", "kl_warmup", "dequantize"})
+            family = VAE if model_cfg.family == "vae" else Flow
+            model = family(sample_shape=sample_shape, cond_dim=cond_dim, **kwargs)
+    if isinstance(model_cfg, GANModelConfig):
+        if multiplicity is not None and hasattr(G, "set_multiplicity"):
+            G.set_multiplicity(multiplicity)
+        column = getattr(G, "multiplicity_cond", None)
+        if column is not None and isinstance(cond_transform, Standardize):
+            G.set_multiplicity_condition(cond_transform.mean[column], cond_transform.std[column])
+        G, D = G.to(runtime.device), D.to(runtime.device)
+        opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=t.betas_g)
+        opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=t.betas_d)
+        state: TrainingState = GANState(G, D, opt_g, opt_d, _ema(G, t.ema))
+    else:
+        model = model.to(runtime.device)
+        opt = torch.optim.Adam(model.parameters(), lr=t.lr_g, betas=t.betas_g)
+        state = LikelihoodState(model, opt, _ema(model, t.ema))
+    for name in state.optimizers():
+        scaler = runtime.grad_scaler()
+        if scaler is not None:
+            state.scalers[name] = scaler
+    return state
+
+
+def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
+    if decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def step_functions(
+    config: Config,
+    sample_real: BatchSampler,
+    holdout: tuple[torch.Tensor, torch.Tensor | None],
+    runtime: Runtime,
+) -> tuple[Any, Any]:
+    """The family's training step and its held-out evaluation, for ``fit`` and the logger."""
+    t, model = config.train, config.model
+    common = {
+        "sample_real": sample_real,
+        "batch_size": t.batch_size,
+        "seed": config.seed,
+        "runtime": runtime,
+    }
+    if isinstance(model, VAEModelConfig):
+        return vae_step(**common, beta=model.beta, warmup=model.kl_warmup), partial(
+            vae_eval, holdout=holdout, seed=config.seed, runtime=runtime
+        )
+    if isinstance(model, FlowModelConfig):
+        return nll_step(**common, dequantize=model.dequantize), partial(
+            nll_eval, holdout=holdout, seed=config.seed
+        )
+    objective = OBJECTIVES.get(config.loss.name)
+    step = gan_step(
+        **common,
+        objective=objective,
+        n_critic=t.n_critic,
+        r1_weight=config.loss.r1,
+        gp_weight=config.loss.gp_weight,
+    )
+    return step, partial(
+        gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
+    )
+
+
+def load_data(config: Config, progress: bool = False) -> TrainingData:
+    """The run's training and held-out data as ``data`` says, split by the run's seed."""
+    d = config.data
+    return load_training_data(
+        name=d.name,
+        path=d.path,
+        n_train=d.n_train,
+        holdout_fraction=d.holdout_fraction,
+        conditional=d.conditional,
+        seed=config.seed,
+        progress=progress,
+        columns=d.columns,
+        stream_fit_rows=None if d.stream is None else d.stream.fit_rows,
+        condition_on=d.condition_on,
+    )
+
+
+def fit_transform(
+    config: Config, x_train: np.ndarray, cloud: bool
+) -> Standardize | ParticleStandardize | Identity:
+    """The run's ``data.transform`` fitted on the training samples."""
+    if config.data.transform == "standardize":
+        return (ParticleStandardize if cloud else Standardize).fit(x_train)
+    if config.data.transform == "scale":
+        if cloud:  # the mask channel must stay 0/1
+            raise ConfigError("config: data.transform: scale is not for particle clouds")
+        return Standardize.fit_scale(x_train)
+    return Identity()
+
+
+def fit_cond_transform(config: Config, data: TrainingData) -> Standardize | Identity:
+    """Networks see ``data.condition_on`` standardised (a jet pT of 1 TeV, multiplicities of
+    tens); one-hot and file conditions as they are."""
+    if config.data.condition_on and data.cond_train is not None:
+        return Standardize.fit(data.cond_train)
+    return Identity()
+
+
+def to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``a`` as float32 on ``device``."""
+    return torch.as_tensor(a, dtype=torch.float32).to(device)
+
+
+def real_batches(
+    config: Config,
+    data: TrainingData,
+    transform: Standardize | ParticleStandardize | Identity,
+    cond_transform: Standardize | Identity,
+    runtime: Runtime,
+) -> BatchSampler:
+    """This rank's share of each global batch of real training data, in normalised units:
+    drawn from memory, or from buffers of a streamed file."""
+    stream = config.data.stream
+    if data.stream is not None and stream is not None:
+        return StreamingSampler(
+            data.stream,
+            buffer_rows=stream.buffer_rows,
+            refresh_every=stream.refresh_every
+            or max(1, stream.buffer_rows // config.train.batch_size),
+            transform=transform.forward,
+            rank=runtime.rank,
+            world_size=runtime.world_size,
+            device=runtime.device,
+        )
+
+    x_train = to_tensor(transform.forward(data.x_train), runtime.device)
+    cond_train = data.cond_train
+    if cond_train is not None:
+        cond_train = to_tensor(cond_transform.forward(cond_train), runtime.device)
+
+    def sample_real(n: int, gen: torch.Generator):
+        idx = runtime.share(torch.randint(x_train.shape[0], (n,), generator=gen, device=gen.device))
+        return x_train[idx], None if cond_train is None else cond_train[idx]
+
+    return sample_real

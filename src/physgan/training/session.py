@@ -1,0 +1,251 @@
+"""One training run from a config into a run directory: checks, resume, signals, divergence
+rollback and the calibration at the end, on one process or on many (DDP).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from physgan.atomic import remove_stale
+from physgan.config import Config, GANModelConfig, parse_config
+from physgan.data.jets import is_cloud
+from physgan.data.stream import StreamingSampler
+from physgan.errors import ConfigError, PhysganError, TrainingDiverged
+from physgan.models.pointcloud import multiplicity_counts
+from physgan.training import distributed
+from physgan.training.builder import (
+    build_state,
+    fit_cond_transform,
+    fit_transform,
+    load_data,
+    real_batches,
+    step_functions,
+    to_tensor,
+)
+from physgan.training.calibration import store_calibrated
+from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
+from physgan.training.checkpoint import checkpoint_step, load_checkpoint
+from physgan.training.loop import Callback, fit
+from physgan.training.rundir import RunDir
+from physgan.training.runtime import Runtime
+from physgan.training.signals import stop_on_signals
+from physgan.training.state import TrainingState
+from physgan.version import __version__
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainResult", "run_training", "train_on_processes"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run lives, how far it got, its last logged metrics, and the signal (SIGINT or
+    SIGTERM) that stopped it early, after a checkpoint, if one did."""
+
+    run_dir: Path
+    step: int
+    metrics: dict[str, float]
+    stopped_by: str | None = None
+
+
+_MAY_CHANGE = {"steps", "device", "compile"}  # train settings a resume may change
+
+
+def _check_resumable(saved: dict[str, Any], config: Config) -> None:
+    # Through the schema, so that settings added since the run was written take their defaults.
+    saved, new = parse_config(saved).to_dict(), config.to_dict()
+    for section in sorted(set(saved) | set(new)):
+        old_value, new_value = saved.get(section), new.get(section)
+        if section == "sample":  # how to sample, not how to train
+            continue
+        if section == "train" and isinstance(old_value, dict) and isinstance(new_value, dict):
+            old_value = {k: v for k, v in old_value.items() if k not in _MAY_CHANGE}
+            new_value = {k: v for k, v in new_value.items() if k not in _MAY_CHANGE}
+        if old_value != new_value:
+            raise ConfigError(
+                f"config: {section}: differs from the run's config.yaml; --resume continues "
+                "the same run (only train.steps, train.device and train.compile may change)"
+            )
+
+
+def train_on_processes(
+    config: Config, out: Path, resume: bool, progress: bool, nproc: int
+) -> TrainResult:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="physgan-") as tmp:
+        config_file = Path(tmp) / "config.yaml"
+        RunDir(tmp).write_config(config.to_dict())
+        argv = ["train", str(config_file), "--out", str(out)]
+        argv += ["--resume"] * resume + ["--no-progress"] * (not progress)
+        code = distributed.launch(argv, nproc)  # 0, 130 or 143; raises for a failure
+    stopped_by = {130: "SIGINT", 143: "SIGTERM"}.get(code)
+    run = RunDir(out)
+    rows = run.read_metrics()
+    metrics = rows[-1] if rows else {}
+    return TrainResult(run.root, checkpoint_step(run.checkpoint), metrics, stopped_by)
+
+
+def run_training(
+    config: Config,
+    run: RunDir,
+    resume: bool,
+    progress: bool,
+    callbacks: Sequence[Callback],
+    runtime: Runtime,
+) -> TrainResult:
+    t = config.train
+    pack = config.model.discriminator.pack if isinstance(config.model, GANModelConfig) else 1
+    if t.batch_size % (pack * runtime.world_size):
+        raise ConfigError(
+            f"config: train.batch_size: {t.batch_size} is not a multiple of "
+            f"model.discriminator.pack = {pack} times the {runtime.world_size} processes"
+        )
+    lead = runtime.rank == 0  # only rank 0 writes the run directory
+    created = not run.root.exists()
+    resuming = run.prepare(resume=resume) if lead else resume and run.checkpoint.is_file()
+    if resuming:
+        _check_resumable(run.read_config(), config)
+
+    try:
+        data = load_data(config, progress and lead)
+        cloud = is_cloud(data.sample_shape)
+        transform = fit_transform(config, data.x_train, cloud)
+    except PhysganError:
+        if created and lead:  # leave no empty run directory behind a refused request
+            run.root.rmdir()
+        raise
+    counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
+    cond_transform = fit_cond_transform(config, data)
+    state = build_state(config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform)
+
+    n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
+    if n_eval == 0:
+        raise ConfigError(f"config: data: the holdout has fewer samples than pack = {pack}")
+    holdout = (
+        to_tensor(transform.forward(data.x_holdout[:n_eval]), runtime.device),
+        None
+        if data.cond_holdout is None
+        else to_tensor(cond_transform.forward(data.cond_holdout[:n_eval]), runtime.device),
+    )
+
+    # Everything is validated; only now does the run directory get its files.
+    _check_disk_space(run, state)
+    if resume and run.root.is_dir() and lead:
+        remove_stale(run.root)  # temporary files of writes a kill interrupted
+    if resuming:
+        load_checkpoint(run.checkpoint, state)
+        if lead:
+            run.truncate_metrics(state.step)
+    elif lead:
+        meta = {
+            "physgan_version": __version__,
+            "torch_version": torch.__version__,
+            "python": platform.python_version(),
+            "seed": config.seed,
+            "sample_shape": list(data.sample_shape),
+            "cond_dim": data.cond_dim,
+            "cond_transform": cond_transform.to_dict(),
+        }
+        run.write_config(config.to_dict())
+        run.write_json(run.meta, meta)
+        run.write_json(run.transform, transform.to_dict())
+        run.metrics.unlink(missing_ok=True)
+
+    sample_real = real_batches(config, data, transform, cond_transform, runtime)
+    step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
+    logger = MetricsLogger(
+        run.metrics,
+        every=t.log_every,
+        evaluate=evaluate_fn,
+        tensorboard_dir=run.tensorboard if lead else None,
+    )
+    checkpointer = Checkpointer(run.checkpoint, every=t.checkpoint_every)
+    checkpointer.saved_at = state.step if resuming else -1
+    # On a GPU, a look at a loss or a flag waits for the device: only at the logged steps.
+    sync_every = 1 if runtime.device.type == "cpu" else t.log_every
+    guard = FiniteGuard(every=sync_every)
+    hooks: list[Callback] = [guard, logger, checkpointer] if lead else [guard]
+    if progress and lead:
+        hooks.append(ProgressBar(t.steps, state.step, logger))
+    streaming = sample_real if isinstance(sample_real, StreamingSampler) else None
+    if streaming is not None:
+        hooks.insert(0, streaming)  # swaps its buffer of the file between steps
+
+    def stop() -> bool:
+        if runtime.distributed and state.step % sync_every:
+            return False  # the ranks agree on stopping at the synchronised steps only
+        return runtime.any(stopped())
+
+    rollbacks = 0
+    with stop_on_signals() as stopped, ExitStack() as cleanup:
+        if streaming is not None:
+            cleanup.callback(streaming.close)  # its file and reading thread, however it ends
+        while True:
+            if streaming is not None:
+                streaming.start(state.step)
+            try:
+                fit(
+                    state,
+                    step_fn,
+                    max_steps=t.steps,
+                    callbacks=[*hooks, *callbacks],
+                    stop=stop,
+                )
+                break
+            except TrainingDiverged as err:
+                if t.on_divergence == "stop" or rollbacks == t.max_rollbacks:
+                    raise _diverged(err, run, checkpointer.saved_at, rollbacks) from None
+                rollbacks += 1
+                _roll_back(state, run, str(err), lead)
+        if lead and not stopped() and state.step == t.steps and not data.cond_dim:
+            store_calibrated(config, state, run, data.x_train, transform)
+    return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int) -> Exception:
+    kept = f"the last good checkpoint (step {saved_at}) is kept in {run.root}"
+    if saved_at < 0:
+        kept = "no checkpoint had been written yet"
+    advice = "lower the learning rates or set train.on_divergence: rollback"
+    if rollbacks:
+        advice = f"after {rollbacks} rollbacks with halved learning rates"
+    return TrainingDiverged(f"{err}; {kept} ({advice})", err.step)
+
+
+def _roll_back(state: TrainingState, run: RunDir, why: str, lead: bool) -> None:
+    """Reload the last checkpoint and halve every learning rate (train.on_divergence)."""
+    if not run.checkpoint.is_file():
+        raise TrainingDiverged(f"{why}; no checkpoint to roll back to", state.step)
+    load_checkpoint(run.checkpoint, state)
+    if lead:
+        run.truncate_metrics(state.step)
+    for opt in state.optimizers().values():
+        for group in opt.param_groups:
+            group["lr"] /= 2
+    log.warning("%s: rolled back to step %d with halved learning rates", why, state.step)
+
+
+def _check_disk_space(run: RunDir, state: TrainingState) -> None:
+    """Refuse to start when the output's file system cannot hold two checkpoints."""
+    weights = sum(
+        t.numel() * t.element_size()
+        for m in state.modules().values()
+        for t in m.state_dict().values()
+    )
+    need = 3 * 2 * weights + (16 << 20)  # weights and two Adam moments, twice (atomic write)
+    free = shutil.disk_usage(run.root).free
+    if free < need:
+        raise ConfigError(
+            f"--out {run.root}: {free / 2**20:.0f} MiB free, a run needs about "
+            f"{need / 2**20:.0f} MiB"
+        )
