@@ -2,6 +2,7 @@
 
 import base64
 import io
+import os
 import re
 import shutil
 
@@ -298,6 +299,8 @@ def test_report_images_are_inline_pngs(report):
 def test_report_renders_in_chromium(report, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
+        if os.environ.get("PHYSGAN_REQUIRE_BROWSER"):  # .ci/run installs it: never skip there
+            pytest.fail("PHYSGAN_REQUIRE_BROWSER is set, but chromium is not on the PATH")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does)")
     from playwright.sync_api import sync_playwright
 

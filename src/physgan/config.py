@@ -401,6 +401,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
+_SHIPPED = resources.files("physgan") / "configs"
+
+
 def shipped_configs() -> dict[str, str]:
     """The configs shipped in the package, by name, each with its first comment line."""
     configs = {}
@@ -411,14 +414,15 @@ def shipped_configs() -> dict[str, str]:
     return configs
 
 
+def _is_shipped(name: str) -> bool:
+    return Path(name).name == name and (_SHIPPED / f"{name}.yaml").is_file()
+
+
 def shipped_config_text(name: str) -> str:
     """The YAML text of the shipped config ``name`` (``grid25``), to copy and edit."""
-    if name not in shipped_configs():
+    if not _is_shipped(name):
         raise ConfigError(f"config {name}: no shipped config of that name; {_known()}")
     return (_SHIPPED / f"{name}.yaml").read_text(encoding="utf-8")
-
-
-_SHIPPED = resources.files("physgan") / "configs"
 
 
 def _known() -> str:
@@ -428,13 +432,13 @@ def _known() -> str:
 def _config_text(source: str | Path) -> str:
     """The text of a config file, else of the shipped config of that name."""
     path = Path(source)
-    if not path.exists() and isinstance(source, str) and source in shipped_configs():
+    if not path.exists() and isinstance(source, str) and _is_shipped(source):
         return shipped_config_text(source)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         hint = _known()
-        if path.stem in shipped_configs():
+        if _is_shipped(path.stem):
             hint = f"the shipped config is addressed by its name: {path.stem}"
         raise ConfigError(f"config {source}: no such file; {hint}") from None
     except OSError as err:

@@ -131,7 +131,8 @@ def sample_run(
         if not config.sample.rejection:  # asked for by argument: check the config allows it
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
         x_train = None
-        if config.sample.calibrate_steps and getattr(state, "calibrated", None) is None:
+        calibrates = calibration_steps(config, state.step) > 0
+        if calibrates and getattr(state, "calibrated", None) is None:
             x_train = transform.forward((data if data is not None else load_data(config)).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
     else:
