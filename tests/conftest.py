@@ -48,6 +48,25 @@ def tiny_config():
     }
 
 
+@pytest.fixture
+def tiny_jet_config(tmp_path):
+    """A YAML file of a tiny EPiC GAN on 240 built-in gluon jets (seconds to simulate and train)."""
+    import yaml
+
+    config = {
+        "seed": 1,
+        "data": {"name": "jets-gluon", "n_train": 240, "holdout_fraction": 0.5},
+        "model": {
+            "generator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
+            "discriminator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
+        },
+        "train": {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 4},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _jet_cache(tmp_path_factory):
     """Built-in jet data (data.name jets-*) cache in a temporary directory, not ~/.cache."""

@@ -116,7 +116,7 @@ def test_sample_errors_exit_2(tiny_config, tmp_path, capsys):
     capsys.readouterr()
     for args, needle in [
         (["-n", "0", "-o", str(tmp_path / "x.npy")], "-n"),
-        (["-n", "5", "-o", str(tmp_path / "x.txt")], ".npy or .h5"),
+        (["-n", "5", "-o", str(tmp_path / "x.txt")], "use one of .h5, .hdf5, .npy, .parquet"),
         (["-n", "5", "-o", str(tmp_path / "missing" / "x.npy")], "does not exist"),
         (["-n", "5", "-o", str(tmp_path / "x.npy"), "--seed", "-1"], "--seed"),
     ]:

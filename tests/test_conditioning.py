@@ -180,11 +180,15 @@ def test_cli_samples_jets_of_a_given_kind(trained, tmp_path, capsys):
 def test_onnx_export_takes_conditions_in_physics_units(trained, tmp_path):
     for module in ("onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(module)
+    import shutil
+
     import onnxruntime
 
     from physgan.export import export_onnx
     from physgan.training.seeding import derive_seed
 
+    trained = shutil.copytree(trained, tmp_path / "run")
+    (trained / "support.json").unlink()  # the graph is the generator alone (no support redraw)
     result = export_onnx(trained, tmp_path / "cond.onnx")
     n, seed = 200, 6
     cond = np.stack([np.linspace(500, 1500, n), np.arange(n) % (N + 1)], -1).astype(np.float32)

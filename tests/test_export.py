@@ -113,6 +113,9 @@ def exported(tmp_path_factory):
     def get(kind: str):
         if kind not in cache:
             run_dir = api.train(configs[kind], root / kind).run_dir
+            # The graph is the generator alone: sampling's redraw of jets outside the training
+            # support (sample.in_support) happens around it, so it is compared without one.
+            (run_dir / "support.json").unlink(missing_ok=True)
             cache[kind] = run_dir, export_onnx(run_dir, root / f"{kind}.onnx")
         return cache[kind]
 

@@ -141,6 +141,36 @@ def test_root_rntuple_is_read_like_a_tree(tmp_path):
     np.testing.assert_array_equal(arrays["id"], IDS)
 
 
+def test_jagged_particle_branches_are_read_as_a_padded_cloud(tmp_path):
+    # NanoAOD-style jets written by uproot alone, without physgan's metadata naming N.
+    eta = ak.Array([[0.1, -0.2], [], [0.3, 0.0, 0.5]])
+    particle = ak.zip({"eta": eta, "phi": -eta, "pt": eta + 1.0})
+    jet = ak.zip({"pt": [500.0, 600.0, 700.0], "eta": [0.0] * 3, "mass": [1.0] * 3})
+    jet = ak.with_field(jet, ak.num(eta), "nParticle")
+    path = tmp_path / "nano.root"
+    with uproot.recreate(path) as fh:
+        tree = fh.mktree("Events", {"Particle": particle.type.content, "Jet": jet.type.content})
+        tree.extend({"Particle": particle, "Jet": jet})
+    expected = np.zeros((3, 3, 4), np.float32)
+    expected[0, :2] = [[0.1, -0.1, 1.1, 1.0], [-0.2, 0.2, 0.8, 1.0]]
+    expected[2] = [[0.3, -0.3, 1.3, 1.0], [0.0, 0.0, 1.0, 1.0], [0.5, -0.5, 1.5, 1.0]]
+    x, cond = read_arrays(path)
+    np.testing.assert_allclose(x, expected, rtol=1e-6)
+    assert cond is None
+    arrays = load(path, ["jets", "Jet_pt"], rows=slice(1, None))
+    np.testing.assert_array_equal(arrays["jets"], [[600.0, 0.0, 1.0, 0.0], [700.0, 0.0, 1.0, 3.0]])
+    np.testing.assert_array_equal(arrays["Jet_pt"], [600.0, 700.0])
+
+
+def test_particle_lists_of_different_lengths_are_refused(tmp_path):
+    lists = {name: pa.array([[0.1, 0.2], [0.3]]) for name in ("Particle_eta", "Particle_pt")}
+    pq.write_table(
+        pa.table({**lists, "Particle_phi": pa.array([[0.1], [0.3]])}), tmp_path / "a.parquet"
+    )
+    with pytest.raises(DataError, match="Particle_phi and Particle_eta differ in length"):
+        load(tmp_path / "a.parquet")
+
+
 @pytest.mark.parametrize(
     ("module", "suffix"), [("uproot", ".root"), ("pyarrow.parquet", ".parquet")]
 )

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,24 +200,14 @@ def test_cli_writes_jets_and_reports_bad_input(tmp_path):
     assert bad.stderr.strip().splitlines() == ["physgan: error: shard '2/2': need 0 <= K < N"]
 
 
-def test_demo_runs_the_main_job_end_to_end(tmp_path):
-    import yaml
-
+def test_demo_runs_the_main_job_end_to_end(tmp_path, tiny_jet_config):
     from physgan import api
 
-    config = {
-        "seed": 1,
-        "data": {"name": "jets-gluon", "n_train": 240, "holdout_fraction": 0.5},
-        "model": {
-            "generator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
-            "discriminator": {"kind": "epic", "hidden": 16, "layers": 1, "global_dim": 4},
-        },
-        "train": {"steps": 4, "batch_size": 16, "log_every": 2, "checkpoint_every": 4},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config))
-    result = api.demo(path, tmp_path / "demo", n=60)
+    path = tiny_jet_config
+    result = api.demo(path, tmp_path / "demo", n=60, pretrained=None)
+    assert result.shipped is None
     assert (result.run_dir / "report.html").is_file()
+    assert "fewer than the field's 10,000" in result.table
     for name in ("w1m", "w1p", "w1efp", "fpd", "kpd", "auc"):
         assert name in result.table
     assert result.speed["generated_jets_per_s"] > 0
@@ -224,7 +215,8 @@ def test_demo_runs_the_main_job_end_to_end(tmp_path):
         result.speed["generated_jets_per_s"]
         / (result.speed["simulated_jets_per_s_per_core"] * result.speed["cores"])
     )
-    again = api.demo(path, tmp_path / "demo", n=60)  # the finished run is reused, not retrained
+    # The finished run is reused, not retrained.
+    again = api.demo(path, tmp_path / "demo", n=60, pretrained=None)
     assert again.metrics == result.metrics
 
 
@@ -281,3 +273,51 @@ def test_class_conditional_image_gan_is_evaluated_per_class(tmp_path):
     x = api.sample(run, 5, cond=np.eye(2, dtype=np.float32)[[0, 0, 1, 1, 1]])
     assert x.shape == (5, 1, 25, 25)
     assert (x >= 0).all()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_killed_simulation_leaves_no_worker_running(tmp_path):
+    """SIGKILL of `physgan data jets --workers 2` (nothing can clean up): its worker processes
+    notice that their parent is gone and exit instead of simulating on as orphans."""
+    import signal
+    import time
+
+    cmd = [sys.executable, "-m", "physgan", "data", "jets", "--process", "gluon", "-n", "20000"]
+    proc = subprocess.Popen([*cmd, "--workers", "2", "--no-progress", "-o", str(tmp_path / "g.h5")])
+    deadline = time.monotonic() + 60
+    workers: list[int] = []
+    while len(workers) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = [
+            c
+            for c in _children(proc.pid)
+            if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
+    assert len(workers) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.2)
+    assert not any(_running(w) for w in workers)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (exited, not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -12,7 +12,7 @@ SRC = Path(__file__).parent.parent / "src" / "physgan"
 
 # The layer of each top-level module or subpackage: a module imports its own layer or lower ones.
 LAYERS = {
-    0: {"version", "errors", "registry", "atomic", "progress"},
+    0: {"version", "errors", "registry", "atomic", "progress", "pretrained"},
     1: {"divergences"},
     2: {"models", "losses", "data", "metrics", "theory"},
     3: {"config"},

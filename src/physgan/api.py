@@ -7,6 +7,7 @@ makes the calls; none holds logic of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,14 @@ from physgan.config import (
     shipped_config_text,
     shipped_configs,
 )
-from physgan.data.io import write_array
-from physgan.data.jetgen import generate_jet_images, generate_jets
+from physgan.data.jetgen import cached_jets, generate_jet_images, generate_jets
+from physgan.data.writers import Provenance, write_samples
 from physgan.errors import ConfigError
 from physgan.evaluation import evaluate_run
 from physgan.export import export_onnx
-from physgan.fastsim import DemoResult, demo_table, fastsim_speed
-from physgan.generation import load_run, sample_run
+from physgan.fastsim import DemoPart, DemoResult, demo_table, fastsim_speed
+from physgan.generation import Weights, load_run, sample_with_conditions
+from physgan.pretrained import PREFIX, pretrained_dir, pretrained_models
 from physgan.theory_demo import TheoryReport, theory_demo
 from physgan.training import distributed
 from physgan.training.loop import Callback
@@ -47,6 +49,7 @@ __all__ = [
     "fastsim_speed",
     "generate_jet_images",
     "generate_jets",
+    "pretrained_models",
     "sample",
     "shipped_config_text",
     "shipped_configs",
@@ -106,23 +109,36 @@ def sample(
     cond: np.ndarray | Mapping[str, float] | None = None,
     out: str | Path | None = None,
     rejection: bool | None = None,
+    weights: Weights = "best",
 ) -> np.ndarray:
-    """Draw ``n`` samples in the data's own units from a trained run (its EMA generator if on).
+    """Draw ``n`` samples in the data's own units from a trained run (its EMA generator if on)
+    or a shipped generator (``"pretrained:gluon"``, see :func:`pretrained_models`).
 
     Conditional runs use ``cond`` (n, cond_dim) when given, or for a run with
     ``data.condition_on`` one value per name for all n (``{"pt": 1200.0, "n_particles": 25}``,
-    in physics units), else draw conditions from the training data's. With ``out`` (a
-    ``.npy`` or ``.h5`` path) the samples are also written there, atomically. ``rejection``
+    in physics units), else draw conditions from the training data's. With ``out`` (``.h5``,
+    ``.npy``, ``.root`` or ``.parquet``) the samples are also written there, atomically, jets
+    in the simulator's layout (see :mod:`physgan.data.writers`). ``rejection``
     (None: the config's ``sample.rejection``) keeps each sample with probability
     exp(logit D(x) - M), the trained discriminator's estimate of p_data / p_g (see
-    :func:`physgan.sampling.rejection_sample`).
+    :func:`physgan.sampling.rejection_sample`). ``weights``: ``best``, the generator that
+    scored best during training (``train.select_every``) where there is one, or ``last``.
     """
     if n < 1:
         raise ConfigError(f"-n: must be a positive number of samples, got {n}")
     _check_seed(seed)
-    x = sample_run(*load_run(run_dir), n, seed, cond, rejection)
+    loaded = load_run(run_dir, weights)
+    x, used = sample_with_conditions(*loaded, n, seed, cond, rejection)
     if out is not None:
-        write_array(out, x)
+        data = loaded.config.data
+        made_by = Provenance(
+            run=str(run_dir) if loaded.run.shipped else str(loaded.run.root.resolve()),
+            step=loaded.state.step,
+            seed=seed,
+            data=data.name if data.path is None else str(data.path),
+        )
+        names = data.condition_on or ()
+        write_samples(out, x, cond=used, cond_names=names, made_by=made_by)
     return x
 
 
@@ -133,15 +149,26 @@ def evaluate(
     seed: int = 0,
     reference: str | Path | None = None,
     rejection: bool | None = None,
+    weights: Weights = "best",
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
     """The metrics of ``n`` generated samples against real ones (a ``reference`` file, a toy's
     truth or the held-out data), each beside its real-vs-real floor, also written to
-    ``RUN/metrics.json`` with ``RUN/report.html`` (:func:`physgan.evaluation.evaluate_run`).
-    The samples are drawn as :func:`sample` draws them (``rejection``: as there)."""
+    ``metrics.json`` with ``report.html`` in ``out`` (default: the run directory; see
+    :func:`physgan.evaluation.evaluate_run`). The samples are drawn as :func:`sample` draws
+    them (``rejection``, ``weights``: as there)."""
     if n < 2:
         raise ConfigError(f"-n: evaluation needs at least 2 samples, got {n}")
     _check_seed(seed)
-    return evaluate_run(run_dir, n=n, seed=seed, reference=reference, rejection=rejection)
+    return evaluate_run(
+        run_dir,
+        n=n,
+        seed=seed,
+        reference=reference,
+        rejection=rejection,
+        weights=weights,
+        out=out,
+    )
 
 
 def compare(
@@ -169,19 +196,48 @@ def demo(
     n: int = 2_500,
     seed: int = 0,
     progress: bool = False,
+    pretrained: str | None = "gluon",
+    n_fresh: int = 10_000,
 ) -> DemoResult:
-    """The main job: simulate (or reuse) jets, train, sample, evaluate, report, time.
+    """The main job, in two parts.
 
-    Trains ``config`` into ``out/run`` (a finished run there is reused, a killed one resumed),
-    evaluates ``n`` generated jets against held-out ones (``out/run/report.html``), measures
-    :func:`fastsim_speed` and returns a summary table in the papers' units.
+    1. The shipped generator ``pretrained:NAME`` (skipped for None) against ``n_fresh``
+       Pythia jets it never saw (simulated, or taken from the cache, with data seed
+       ``seed + 1``; the shipped ones trained on seed 0), every metric beside its floor on as
+       many more such jets, and its speed-up on one core against the simulator on one core
+       (``out/pretrained-NAME/report.html``).
+    2. The chain on a few CPU minutes: simulate (or reuse) jets, train ``config`` into
+       ``out/run`` (a finished run there is reused, a killed one resumed), evaluate ``n``
+       generated jets against held-out ones (``out/run/report.html``) and time it.
     """
-    run_dir = Path(out) / "run"
-    train(config, run_dir, resume=True, progress=progress)
+    out = Path(out)
+    shipped = None
+    if pretrained is not None:
+        name = f"{PREFIX}{pretrained}"
+        process = load_config(pretrained_dir(name) / "config.yaml").data.name or ""
+        reference = cached_jets(
+            process.removeprefix("jets-"),
+            2 * n_fresh,
+            seed=seed + 1,
+            workers=os.cpu_count() or 1,
+            progress=progress,
+        )
+        folder = out / f"pretrained-{pretrained}"
+        metrics = evaluate(name, n=n_fresh, seed=seed, reference=reference, out=folder)
+        speed = fastsim_speed(name, seed=seed, threads=1)
+        label = f"{name}: the shipped generator (hours of CPU training), on jets it never saw"
+        shipped = DemoPart(label, name, metrics, speed, folder / "report.html")
+    run_dir = out / "run"
+    result = train(config, run_dir, resume=True, progress=progress)
     metrics = evaluate(run_dir, n=n, seed=seed)
     speed = fastsim_speed(run_dir, seed=seed)
-    table = demo_table(metrics, speed, run_dir / "report.html")
-    return DemoResult(run_dir, metrics, speed, table)
+    label = (
+        f"{run_dir}: trained here for {result.step:,} steps (a few CPU minutes), to show the "
+        "chain; not a quality result"
+    )
+    trained = DemoPart(label, run_dir, metrics, speed, run_dir / "report.html")
+    table = "\n\n".join(demo_table(part) for part in (shipped, trained) if part is not None)
+    return DemoResult(shipped, trained, table)
 
 
 def theory(*, out: str | Path = "theory", lo: float = -10.0, hi: float = 10.0) -> TheoryReport:

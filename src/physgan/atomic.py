@@ -13,8 +13,20 @@ from pathlib import Path
 __all__ = ["atomic_path", "remove_stale", "write_atomic"]
 
 
-def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{path.suffix}")
+def _temporary(path: Path, pid: int | None = None) -> Path:
+    # The writer's pid in the name: two processes writing one target (e.g. the same cached
+    # dataset) never share, or delete, each other's temporary file.
+    return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp{path.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 @contextmanager
@@ -48,14 +60,19 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
 def remove_stale(directory: str | Path) -> list[Path]:
     """Delete the temporary files a killed writer left in ``directory``; return them.
 
-    Only names :func:`atomic_path` makes (``.NAME.tmpSUFFIX`` beside an intended ``NAME``)
-    are touched.
+    Only names :func:`atomic_path` makes (``.NAME.PID.tmpSUFFIX`` beside an intended
+    ``NAME``) are touched, and only those of a process that no longer runs.
     """
-    stale = [
-        p
-        for p in Path(directory).glob(".*.tmp*")
-        if p.is_file() and _temporary(p.parent / p.name[1:].split(".tmp")[0]) == p
-    ]
+    stale = []
+    for p in Path(directory).glob(".*.*.tmp*"):
+        name, _, pid = p.name[1:].rpartition(".tmp")[0].rpartition(".")
+        if (
+            p.is_file()
+            and pid.isdigit()
+            and _temporary(p.parent / name, int(pid)) == p
+            and not _alive(int(pid))
+        ):
+            stale.append(p)
     for p in stale:
         p.unlink()
     return stale

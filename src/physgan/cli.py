@@ -73,6 +73,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         cond=dict(args.cond) if args.cond else None,
         out=args.output,
         rejection=args.rejection,
+        weights=args.weights,
     )
     print(f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} -> {args.output}")
 
@@ -81,7 +82,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
     from physgan import api
 
     result = api.evaluate(
-        args.run_dir, n=args.n, seed=args.seed, reference=args.reference, rejection=args.rejection
+        args.run_dir,
+        n=args.n,
+        seed=args.seed,
+        reference=args.reference,
+        rejection=args.rejection,
+        weights=args.weights,
+        out=args.out,
     )
     print(json.dumps(result, indent=2))
 
@@ -97,7 +104,9 @@ def _cmd_compare(args: argparse.Namespace) -> None:
 def _cmd_export(args: argparse.Namespace) -> None:
     from physgan import api
 
-    result = api.export_onnx(args.run_dir, args.onnx, batch_size=args.batch, opset=args.opset)
+    result = api.export_onnx(
+        args.run_dir, args.onnx, batch_size=args.batch, opset=args.opset, weights=args.weights
+    )
 
     def shape(dims: tuple[int | str, ...]) -> str:
         return f"({', '.join(map(str, dims))})"
@@ -110,7 +119,17 @@ def _cmd_export(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from physgan import api
 
-    print(api.demo(args.config, args.out, n=args.n, seed=args.seed, progress=True).table)
+    pretrained = None if args.pretrained == "none" else args.pretrained
+    result = api.demo(
+        args.config,
+        args.out,
+        n=args.n,
+        seed=args.seed,
+        progress=True,
+        pretrained=pretrained,
+        n_fresh=args.n_fresh,
+    )
+    print(result.table)
 
 
 def _cmd_theory(args: argparse.Namespace) -> None:
@@ -180,6 +199,40 @@ def _data_parser(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _cmd_pretrained(args: argparse.Namespace) -> None:
+    from physgan import api
+    from physgan.pretrained import PREFIX, pretrained_dir
+
+    if args.action == "show":
+        print((pretrained_dir(PREFIX + args.name) / "CARD.md").read_text(encoding="utf-8"), end="")
+        return
+    models = api.pretrained_models()
+    width = max(map(len, models), default=0) + len(PREFIX)
+    for name, summary in models.items():
+        print(f"{PREFIX + name:<{width}}  {summary}")
+
+
+def _pretrained_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pretrained", help="generators shipped with physgan: list them, show a model card"
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    actions.add_parser("list", help="each shipped generator, as RUN_DIR accepts it (default)")
+    show = actions.add_parser("show", help="print a shipped generator's model card")
+    show.add_argument("name", help="generator name, e.g. gluon")
+    p.set_defaults(func=_cmd_pretrained, action="list")
+
+
+def _weights_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        choices=["best", "last"],
+        default="best",
+        help="the generator that scored best during training (train.select_every; the "
+        "default where a run has one) or the last one",
+    )
+
+
 def _rejection_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rejection",
@@ -218,10 +271,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_train)
 
+    run_help = "a run directory, or a shipped generator: pretrained:NAME (physgan pretrained)"
     p = sub.add_parser("sample", help="draw samples from a trained run, in the data's units")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help=run_help)
     p.add_argument("-n", type=int, required=True, help="number of samples")
-    p.add_argument("-o", "--output", required=True, help="output file (.npy or .h5)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file: .h5 (jets as the simulator writes them: particles + jets), .npy "
+        "(the array), .root (TTree Jets: nParticle, Particle_eta/phi/pt relative to the jet, "
+        "Jet_pt/eta/mass/nParticle) or .parquet (one row per jet); .root, .parquet need "
+        "physgan[hep]",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--cond",
@@ -232,16 +294,23 @@ def _parser() -> argparse.ArgumentParser:
         "pt=1200 --cond n_particles=25 (default: conditions drawn from the training data)",
     )
     _rejection_flag(p)
+    _weights_flag(p)
     p.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser(
         "evaluate", help="score a run's samples; writes RUN/metrics.json and RUN/report.html"
     )
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help=run_help)
     p.add_argument("--reference", help="real samples to compare with (default: held-out data)")
+    p.add_argument(
+        "--out",
+        help="directory for metrics.json and report.html (default: the run directory; "
+        "./pretrained-NAME for a shipped generator)",
+    )
     p.add_argument("-n", type=int, default=2_500, help="number of samples (default 2500)")
     p.add_argument("--seed", type=int, default=0)
     _rejection_flag(p)
+    _weights_flag(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
@@ -256,10 +325,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write a run's sampler and inverse transform as an ONNX model"
     )
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help=run_help)
     p.add_argument("--onnx", required=True, metavar="FILE", help="ONNX file to write")
     p.add_argument("--batch", type=int, help="fixed batch size (default: a dynamic batch axis)")
     p.add_argument("--opset", type=int, help="ONNX opset, 18 to 23 (default: the exporter's)")
+    _weights_flag(p)
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("theory", help="the lecture in numbers: KL fits, D*, C(G) identity")
@@ -269,11 +339,26 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the main job: simulate jets, train, evaluate, report, time")
     p.add_argument("--config", default="gluon-demo", help="config name or file (gluon-demo)")
     p.add_argument("--out", default="out/demo")
-    p.add_argument("-n", type=int, default=2_500, help="jets generated for the evaluation")
+    p.add_argument(
+        "-n", type=int, default=2_500, help="jets generated to evaluate the short run (2500)"
+    )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pretrained",
+        default="gluon",
+        metavar="NAME",
+        help="the shipped generator shown first (gluon; none to skip it)",
+    )
+    p.add_argument(
+        "--n-fresh",
+        type=int,
+        default=10_000,
+        help="jets it generates, against as many fresh Pythia jets (10000)",
+    )
     p.set_defaults(func=_cmd_demo)
 
     _configs_parser(sub)
+    _pretrained_parser(sub)
     _data_parser(sub)
     return parser
 

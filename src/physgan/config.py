@@ -230,6 +230,11 @@ class TrainConfig(_Section):
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
     checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
+    # Jets: every select_every steps (a multiple of log_every), score the sampling G on
+    # select_samples held-out jets (W1 of mass and particle features over their floors) and
+    # keep the best weights in RUN/best.safetensors, which sample, evaluate and export use.
+    select_every: PositiveInt | None = None
+    select_samples: PositiveInt = 5_000
     # A NaN or infinite loss or weight: stop (the last good checkpoint is kept), or roll back
     # to that checkpoint with every learning rate halved, at most max_rollbacks times.
     on_divergence: Literal["stop", "rollback"] = "stop"
@@ -239,6 +244,15 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast; fp16 adds a grad scaler
     compile: bool = False  # torch.compile the networks' forward passes (slow first steps)
+
+    @model_validator(mode="after")
+    def _selection_logged(self) -> TrainConfig:
+        if self.select_every is not None and self.select_every % self.log_every:
+            raise ValueError(
+                f"select_every: {self.select_every} is not a multiple of log_every = "
+                f"{self.log_every} (the scores go to metrics.jsonl)"
+            )
+        return self
 
 
 class SampleConfig(_Section):
@@ -251,13 +265,17 @@ class SampleConfig(_Section):
     # when training ends; the copy is kept in the checkpoint. At most train.steps: a short run
     # calibrates briefly.
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
+    # Jets (any family): draw again, with the same condition, each generated jet that lies
+    # outside the training jets' support (RUN/support.json: the range of relative mass, sum of
+    # pt_rel and the particles' largest abs(eta_rel), abs(phi_rel)), at most 20 times.
+    in_support: bool = True
 
 
 _DEFAULTS = {"loss": LossConfig(), "train": TrainConfig(), "sample": SampleConfig()}
 _GAN_ONLY = {
     "loss": tuple(LossConfig.model_fields),
     "train": ("n_critic", "lr_d", "betas_d"),
-    "sample": tuple(SampleConfig.model_fields),
+    "sample": tuple(k for k in SampleConfig.model_fields if k != "in_support"),
 }
 
 

@@ -1,6 +1,7 @@
 """Which metrics and figures a run's samples get, by the kind of data they are.
 
-``jets`` (particle clouds (n, N, 4)): W1M, W1P, W1EFP, FPD, KPD and the classifier AUC, each
+``jets`` (particle clouds (n, N, 4)): W1M, W1P, W1EFP, FPD, KPD, the fraction of jets outside
+the real support (:func:`~physgan.metrics.outlier_fraction`) and the classifier AUC, each
 beside its real-vs-real noise floor, with particle-feature, multiplicity and jet-mass plots.
 ``images`` (n, 1, P, P): W1 of the image mass and of tau_21, classifier AUC, mean images.
 ``toy`` (a mixture with a known density): modes captured, high-quality fraction, kNN KL both
@@ -23,8 +24,8 @@ from physgan.config import Config
 from physgan.data.datasets import TrainingData
 from physgan.data.io import read_arrays
 from physgan.data.toy import GaussianMixture
-from physgan.errors import DataError
-from physgan.generation import load_run, sample_run
+from physgan.errors import ConfigError, DataError
+from physgan.generation import Weights, load_run, sample_run
 from physgan.metrics.estimate import Estimate
 from physgan.metrics.floor import with_floor
 from physgan.report.html import SummaryRow, write_report
@@ -91,9 +92,17 @@ def _auc(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
 def _metrics(kind: str) -> dict[str, Any]:
     """Name -> metric(real, generated, seed=) for a kind; AUC last (the slowest)."""
     if kind == "jets":
-        from physgan.metrics import fpd, kpd, w1efp, w1m, w1p
+        from physgan.metrics import fpd, kpd, outlier_fraction, w1efp, w1m, w1p
 
-        return {"w1m": w1m, "w1p": w1p, "w1efp": w1efp, "fpd": fpd, "kpd": kpd, "auc": _auc}
+        return {
+            "w1m": w1m,
+            "w1p": w1p,
+            "w1efp": w1efp,
+            "fpd": fpd,
+            "kpd": kpd,
+            "outliers": outlier_fraction,
+            "auc": _auc,
+        }
     if kind == "images":
         from physgan.data.images import image_mass, image_tau21
 
@@ -225,35 +234,50 @@ def evaluate_run(
     seed: int = 0,
     reference: str | Path | None = None,
     rejection: bool | None = None,
+    weights: Weights = "best",
+    out: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Score ``n`` samples of a run; write ``RUN/metrics.json`` and ``RUN/report.html``.
+    """Score ``n`` samples of a run; write ``metrics.json`` and ``report.html`` into ``out``
+    (default: the run directory, or ``./pretrained-NAME`` for a shipped generator).
 
     The real samples are ``reference`` (a data file) if given, else ``2 n`` draws of the true
-    mixture for toys, else the run's held-out data. Each metric (see :mod:`physgan.evaluation`
-    for which, by kind of data) is reported as {value, std, floor, floor_std, verdict}, the
-    floor being the same metric between two disjoint halves of the real samples; toys also get
-    ``modes``, ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
+    mixture for toys, else the run's held-out data (a shipped generator needs ``reference``:
+    its training data are not shipped). Each metric (see :mod:`physgan.evaluation` for which,
+    by kind of data) is reported as {value, std, floor, floor_std, verdict}, the floor being
+    the same metric between two disjoint halves of the real samples; toys also get ``modes``,
+    ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
     :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
-    drawn as :func:`physgan.api.sample` draws them (``rejection``: as there).
+    drawn as :func:`physgan.api.sample` draws them (``rejection``, ``weights``: as there).
     """
-    run, config, meta, state = load_run(run_dir)
+    run, config, meta, state = load_run(run_dir, weights)
+    out_dir = run.root if out is None and not run.shipped else Path(out or run_dir_name(run))
     if rejection is None:
         rejection = config.sample.rejection
-    data = load_data(config)
+    data: TrainingData | None = None
     if reference is not None:
         real, _ = read_arrays(reference)
-        if tuple(real.shape[1:]) != data.sample_shape:
+        if tuple(real.shape[1:]) != tuple(meta["sample_shape"]):
             raise DataError(
                 f"{reference}: samples of shape {tuple(real.shape[1:])}, the run's data have "
-                f"{data.sample_shape}"
+                f"{tuple(meta['sample_shape'])}"
             )
-    elif data.truth is not None:
-        real = data.truth.sample(2 * n, derive_seed(seed, Stream.EVAL_TRUTH)).astype(np.float32)
+    elif run.shipped:
+        raise ConfigError(
+            f"{run_dir}: give --reference, real jets to compare with (its training data are "
+            "not shipped), e.g. from `physgan data jets --process gluon -n 20000 --seed 1 "
+            "-o ref.h5`"
+        )
     else:
-        real = data.x_holdout
+        data = load_data(config)
+        if data.truth is not None:
+            truth_seed = derive_seed(seed, Stream.EVAL_TRUTH)
+            real = data.truth.sample(2 * n, truth_seed).astype(np.float32)
+        else:
+            real = data.x_holdout
+    truth = None if data is None else data.truth
     generated = sample_run(run, config, meta, state, n, seed, None, rejection, data)
     rows = run.read_metrics()
-    scored = evaluate_samples(real, generated, seed=seed, truth=data.truth, training_rows=rows)
+    scored = evaluate_samples(real, generated, seed=seed, truth=truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
     summary = {
         "n_samples": n,
@@ -262,7 +286,7 @@ def evaluate_run(
         "step": state.step,
         "rejection": rejection,
     }
-    if reference is None and data.classes is not None and data.cond_holdout is not None:
+    if data is not None and data.classes is not None and data.cond_holdout is not None:
         summary["classes"] = {}
         for index, name in enumerate(data.classes):
             by_class = _evaluate_class(run, config, meta, state, data, index, n, seed)
@@ -270,7 +294,8 @@ def evaluate_run(
             scored.rows += [replace(r, metric=f"{name}: {r.metric}") for r in by_class.rows]
             scored.figures += [(f"{name} jets: {c}", fig) for c, fig in by_class.figures]
     result = json_ready(summary | scored.metrics)
-    run.write_json(run.evaluation, result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    RunDir(out_dir).write_json(out_dir / run.evaluation.name, result)
 
     source = config.data.path or config.data.name
     provenance: dict[str, Any] = {
@@ -289,7 +314,7 @@ def evaluate_run(
         provenance["reference"] = str(reference)
         provenance["reference SHA-256"] = _sha256(Path(reference))
     write_report(
-        run.root / "report.html",
+        out_dir / "report.html",
         title=f"physgan evaluation: {run.root.name}",
         summary_rows=scored.rows,
         figures=scored.figures,
@@ -297,6 +322,11 @@ def evaluate_run(
         provenance=provenance,
     )
     return result
+
+
+def run_dir_name(run: RunDir) -> str:
+    """Where a shipped generator's evaluation goes by default: ``pretrained-NAME``."""
+    return f"pretrained-{run.root.name}"
 
 
 def _evaluate_class(

@@ -35,7 +35,7 @@ from physgan.data.transforms import (
     transform_from_dict,
 )
 from physgan.errors import ConfigError, MissingExtraError
-from physgan.generation import cond_transform_of, load_run
+from physgan.generation import Weights, cond_transform_of, load_run
 from physgan.models.flow import Flow
 from physgan.version import __version__
 
@@ -190,13 +190,16 @@ class OnnxExport:
     outputs: dict[str, tuple[int | str, ...]]
 
 
-def physics_sampler(run_dir: str | Path) -> tuple[PhysicsSampler, dict[str, Any]]:
-    """A trained run's :class:`PhysicsSampler` in eval mode, and a summary of the run.
+def physics_sampler(
+    run_dir: str | Path, weights: Weights = "best"
+) -> tuple[PhysicsSampler, dict[str, Any]]:
+    """A trained run's :class:`PhysicsSampler` in eval mode (``weights`` as
+    :func:`~physgan.generation.load_run` takes them), and a summary of the run.
 
     The summary holds ``run`` (the directory), ``family`` (gan, vae, flow), ``step``,
     ``sample_shape``, ``cond_dim`` and ``rejection`` (the run's ``sample.rejection``).
     """
-    run, config, meta, state = load_run(run_dir)
+    run, config, meta, state = load_run(run_dir, weights)
     transform = transform_from_dict(run.read_json(run.transform))
     sample_shape = tuple(meta["sample_shape"])
     model = PhysicsSampler(
@@ -299,6 +302,7 @@ def export_onnx(
     *,
     batch_size: int | None = None,
     opset: int | None = None,
+    weights: Weights = "best",
 ) -> OnnxExport:
     """Write a trained run's sampler as an ONNX model ``out`` that generates physics units.
 
@@ -313,6 +317,7 @@ def export_onnx(
         out: the ONNX file to write; its directory must exist.
         batch_size: a fixed batch size B; None makes the batch axis dynamic.
         opset: the ONNX opset (18 to 23); None takes the exporter's default.
+        weights: ``best`` (the run's selected generator, where it has one) or ``last``.
 
     Returns:
         An :class:`OnnxExport` naming the file, the opset and the inputs' and output's shapes.
@@ -334,7 +339,7 @@ def export_onnx(
         ) from err
     from physgan.atomic import write_atomic
 
-    model, summary = physics_sampler(run_dir)
+    model, summary = physics_sampler(run_dir, weights)
     family, cond_dim = summary["family"], summary["cond_dim"]
     _check_exportable(model)
     if summary["rejection"]:

@@ -15,36 +15,78 @@ from physgan.data.datasets import JETS_PREFIX
 from physgan.data.jetgen import chunk_seed
 from physgan.data.pythia import simulate_jets
 from physgan.errors import ConfigError
-from physgan.generation import load_run, sample_run
+from physgan.generation import Weights, load_run, sample_run
 
-__all__ = ["DemoResult", "demo_table", "fastsim_speed"]
+__all__ = ["PAPER_SCALES", "DemoPart", "DemoResult", "demo_table", "fastsim_speed"]
 
-# Paper units of the jet metrics: tables show W1M, W1P, FPD and KPD x 10^3 and W1EFP x 10^5.
-_SCALES = {"w1m": 1e3, "w1p": 1e3, "w1efp": 1e5, "fpd": 1e3, "kpd": 1e3, "auc": 1.0}
+# Paper units of the jet metrics: tables show W1M, W1P, FPD and KPD x 10^3 and W1EFP x 10^5;
+# the fraction of jets outside the real support in percent.
+PAPER_SCALES = {
+    "w1m": 1e3,
+    "w1p": 1e3,
+    "w1efp": 1e5,
+    "fpd": 1e3,
+    "kpd": 1e3,
+    "outliers": 1e2,
+    "auc": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class DemoPart:
+    """One generator of the main job: what it is, its metrics and speeds, where its report is."""
+
+    label: str
+    run_dir: Path | str
+    metrics: dict[str, Any]
+    speed: dict[str, float]
+    report: Path
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """The main job's outcome: the run, its metrics, the speeds measured, the printed table."""
+    """The main job's outcome: the shipped generator's part (None when skipped), the short
+    training run's part, and the printed table."""
 
-    run_dir: Path
-    metrics: dict[str, Any]
-    speed: dict[str, float]
+    shipped: DemoPart | None
+    trained: DemoPart
     table: str
+
+    @property
+    def run_dir(self) -> Path:
+        """The short training run's directory."""
+        return Path(self.trained.run_dir)
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The short training run's metrics."""
+        return self.trained.metrics
+
+    @property
+    def speed(self) -> dict[str, float]:
+        """The short training run's speeds."""
+        return self.trained.speed
 
 
 def fastsim_speed(
-    run_dir: str | Path, *, n: int = 10_000, simulated: int = 300, seed: int = 0
+    run_dir: str | Path,
+    *,
+    n: int = 10_000,
+    simulated: int = 300,
+    seed: int = 0,
+    weights: Weights = "best",
+    threads: int | None = None,
 ) -> dict[str, float]:
     """Jets per second of a jet run's generator against Pythia 8 + FastJet, on this machine.
 
     The generator makes ``n`` jets as :func:`sample` does (best of 3, with the inverse
-    transform and the file layout, on the threads torch uses); the simulator makes
-    ``simulated`` jets of the run's process on one core, Pythia's initialisation included, and
-    is credited with as many cores as the generator used threads (perfect scaling, which its
-    worker processes approach). Returns both rates, the cores and their ratio.
+    transform and the file layout) on ``threads`` threads (None: the threads torch uses); the
+    simulator makes ``simulated`` jets of the run's process on one core, Pythia's
+    initialisation included, and is credited with as many cores as the generator used threads
+    (perfect scaling, which its worker processes approach). Returns both rates, the cores and
+    their ratio.
     """
-    run, config, meta, state = load_run(run_dir)
+    run, config, meta, state = load_run(run_dir, weights)
     name = config.data.name or ""
     if not name.startswith(JETS_PREFIX):
         raise ConfigError("fastsim speed: the run must train on built-in jets (data.name jets-*)")
@@ -52,12 +94,18 @@ def fastsim_speed(
     start = time.perf_counter()
     simulate_jets(name.removeprefix(JETS_PREFIX), simulated, chunk_seed(seed, 10**6))
     per_core = simulated / (time.perf_counter() - start)
-    times = []
-    for repeat in range(3):
-        start = time.perf_counter()
-        sample_run(run, config, meta, state, n, seed + repeat)
-        times.append(time.perf_counter() - start)
-    cores = min(torch.get_num_threads(), os.cpu_count() or 1)
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        times = []
+        for repeat in range(3):
+            start = time.perf_counter()
+            sample_run(run, config, meta, state, n, seed + repeat)
+            times.append(time.perf_counter() - start)
+        cores = min(torch.get_num_threads(), os.cpu_count() or 1)
+    finally:
+        torch.set_num_threads(previous)
     generated = n / min(times)
     return {
         "generated_jets_per_s": generated,
@@ -67,25 +115,32 @@ def fastsim_speed(
     }
 
 
-def demo_table(metrics: dict[str, Any], speed: dict[str, float], report: Path) -> str:
-    """The main job's printout: each jet metric in the papers' units beside its floor, then
-    the generation and simulation rates (:func:`fastsim_speed`) and the report's path."""
+def demo_table(part: DemoPart) -> str:
+    """One part of the main job's printout: its label, each jet metric in the papers' units
+    beside its floor (and how many jets were compared), the generation and simulation rates
+    (:func:`fastsim_speed`) and the report's path."""
+    m = part.metrics
+    n = m.get("n_compared", 0)
     lines = [
-        f"{'metric':<8}{'scale':>7}{'generated vs real':>22}{'real vs real (floor)':>24}  verdict",
+        part.label,
+        f"  {n:,} generated vs {n:,} real jets; the floor: {n:,} real vs {n:,} real"
+        + (" (fewer than the field's 10,000: a quick look)" if n < 10_000 else ""),
+        f"  {'metric':<9}{'scale':>6}{'generated vs real':>22}{'real vs real (floor)':>24}"
+        "  verdict",
     ]
-    for name, scale in _SCALES.items():
-        m = metrics.get(name)
-        if not m or m["value"] is None:
+    for name, scale in PAPER_SCALES.items():
+        r = m.get(name)
+        if not r or r["value"] is None:
             continue
-        gen = f"{m['value'] * scale:.3g} ± {m['std'] * scale:.2g}"
-        floor = f"{m['floor'] * scale:.3g} ± {m['floor_std'] * scale:.2g}"
-        lines.append(f"{name:<8}{f'x{scale:g}':>7}{gen:>22}{floor:>24}  {m['verdict']}")
+        gen = f"{r['value'] * scale:.3g} ± {r['std'] * scale:.2g}"
+        floor = f"{r['floor'] * scale:.3g} ± {r['floor_std'] * scale:.2g}"
+        lines.append(f"  {name:<9}{f'x{scale:g}':>6}{gen:>22}{floor:>24}  {r['verdict']}")
+    speed = part.speed
     lines += [
-        "",
-        f"generated: {speed['generated_jets_per_s']:,.0f} jets/s (batch 10^4); Pythia 8 + "
-        f"FastJet: {speed['simulated_jets_per_s_per_core']:.0f} jets/s per core x "
-        f"{speed['cores']} cores",
-        f"fast-simulation speed-up on the same cores: {speed['speedup_same_cores']:,.0f}x",
-        f"report: {report}",
+        f"  generated: {speed['generated_jets_per_s']:,.0f} jets/s on {speed['cores']} "
+        f"core(s) (batch 10^4); Pythia 8 + FastJet: "
+        f"{speed['simulated_jets_per_s_per_core']:.0f} jets/s per core",
+        f"  fast-simulation speed-up on the same cores: {speed['speedup_same_cores']:,.0f}x",
+        f"  report: {part.report}",
     ]
     return "\n".join(lines)

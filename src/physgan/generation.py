@@ -5,9 +5,10 @@ cache-sized forward passes, rejection sampling, conditions given or drawn from t
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -18,10 +19,11 @@ from physgan.data.datasets import TrainingData
 from physgan.data.jets import canonical_cloud, is_cloud, sort_by_pt
 from physgan.data.transforms import Identity, ParticleStandardize, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
+from physgan.metrics.support import support_features
 from physgan.sampling import rejection_sample
 from physgan.training.builder import build_state, load_data
 from physgan.training.calibration import calibrated_discriminator, calibration_steps
-from physgan.training.checkpoint import load_checkpoint, saved_modules
+from physgan.training.checkpoint import load_checkpoint, load_weights, saved_modules
 from physgan.training.rundir import RunDir
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import GANState, TrainingState
@@ -29,11 +31,15 @@ from physgan.training.state import GANState, TrainingState
 __all__ = [
     "CHUNK",
     "LoadedRun",
+    "Weights",
     "cond_transform_of",
     "generate",
     "load_run",
     "sample_run",
+    "sample_with_conditions",
 ]
+
+log = logging.getLogger(__name__)
 
 CHUNK = 65_536  # latent draws per call of sample_latent
 _CACHE_FLOATS = 1 << 17  # latent floats per forward pass when sampling (see generate)
@@ -53,21 +59,35 @@ def cond_transform_of(meta: dict[str, Any]) -> Standardize | ParticleStandardize
     return transform_from_dict(meta.get("cond_transform", {"kind": "none"}))
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
+Weights = Literal["best", "last"]
+
+
+def load_run(run_dir: str | Path, weights: Weights = "best") -> LoadedRun:
     """A trained run from its directory, checked (version, data shape, checkpoint), on the CPU;
-    with the calibrated D the final checkpoint keeps, unless the settings have changed since."""
+    with the calibrated D the final checkpoint keeps, unless the settings have changed since.
+
+    ``weights``: ``best`` samples with the best-scored generator of ``train.select_every``
+    (``RUN/best.safetensors``) where the run has one, ``last`` with the last checkpoint's. A
+    directory with best weights and no checkpoint (a shipped generator) loads them alone.
+    """
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
     meta = run.read_json(run.meta)  # checks the version and the data shape
-    if not run.checkpoint.is_file():
+    best = weights == "best" and run.best.is_file()
+    if not (run.checkpoint.is_file() or best):
         raise CheckpointError(f"{run.root}: no checkpoint yet (train it first)")
     state = build_state(config, tuple(meta["sample_shape"]), int(meta["cond_dim"]))
-    calibrates = isinstance(state, GANState) and config.sample.calibrate_steps > 0
-    if calibrates and "calibrated" in saved_modules(run.checkpoint):
-        state.calibrated = copy.deepcopy(state.discriminator)
-    saved = load_checkpoint(run.checkpoint, state)
-    if calibrates and saved.get("calibrate_steps") != calibration_steps(config, state.step):
-        state.calibrated = None  # calibrated with other settings: again when sampling
+    if run.checkpoint.is_file():
+        calibrates = isinstance(state, GANState) and config.sample.calibrate_steps > 0
+        if calibrates and "calibrated" in saved_modules(run.checkpoint):
+            state.calibrated = copy.deepcopy(state.discriminator)
+        saved = load_checkpoint(run.checkpoint, state)
+        if calibrates and saved.get("calibrate_steps") != calibration_steps(config, state.step):
+            state.calibrated = None  # calibrated with other settings: again when sampling
+    if best:
+        state.step = load_weights(run.best, state.sampler)["step"]
+        if isinstance(state, GANState):
+            state.calibrated = None  # calibrated for the last generator, not this one
     return LoadedRun(run, config, meta, state)
 
 
@@ -122,9 +142,26 @@ def sample_run(
 ) -> np.ndarray:
     """``n`` samples of a loaded run in the data's units; ``data``: the run's training data if
     the caller has it loaded (read again when needed otherwise)."""
+    return sample_with_conditions(run, config, meta, state, n, seed, cond, rejection, data)[0]
+
+
+def sample_with_conditions(
+    run: RunDir,
+    config: Config,
+    meta: dict[str, Any],
+    state: TrainingState,
+    n: int,
+    seed: int,
+    cond: np.ndarray | Mapping[str, float] | None = None,
+    rejection: bool | None = None,
+    data: TrainingData | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """As :func:`sample_run`, and the conditions (n, cond_dim) in physics units that the
+    samples were generated with (given or drawn; None for an unconditional run)."""
     if rejection is None:
         rejection = config.sample.rejection
     transform = transform_from_dict(run.read_json(run.transform))
+    used = None
     if rejection:
         if meta["cond_dim"] or cond is not None:
             raise ConfigError("sample.rejection: supported for unconditional runs only")
@@ -135,18 +172,59 @@ def sample_run(
         if calibrates and getattr(state, "calibrated", None) is None:
             x_train = transform.forward((data if data is not None else load_data(config)).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
+        net_cond = None
     else:
-        cond = _conditions(config, meta, cond, n, seed, data)
-        if cond is not None:
-            cond = cond_transform_of(meta).forward(cond).astype(np.float32)
-        x_norm = generate(state.sampler, n, cond, seed)
+        used = _conditions(run, config, meta, cond, n, seed, data)
+        net_cond = None
+        if used is not None:
+            net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
+        x_norm = generate(state.sampler, n, net_cond, seed)
+    x = _physical(transform, x_norm)
+    box = run.read_support() if config.sample.in_support and not rejection else None
+    if box is not None and is_cloud(x.shape[1:]):
+        x = _within_support(state.sampler, transform, x, net_cond, box, seed)
+    return x, used
+
+
+def _physical(transform: Any, x_norm: np.ndarray) -> np.ndarray:
+    """Samples in the data's units; clouds in the file layout (0/1 mask, zero padding, highest
+    pT first)."""
     x = transform.inverse(x_norm).astype(np.float32)
-    if is_cloud(x.shape[1:]):  # the file layout: 0/1 mask, zero padding, highest pT first
+    if is_cloud(x.shape[1:]):
         x = sort_by_pt(canonical_cloud(x))
     return x
 
 
+def _within_support(
+    model: nn.Module,
+    transform: Any,
+    x: np.ndarray,
+    cond: np.ndarray | None,
+    box: tuple[np.ndarray, np.ndarray],
+    seed: int,
+    rounds: int = 20,
+) -> np.ndarray:
+    """``x`` with each jet outside the support ``box`` (min, max of the support features)
+    drawn again, with its own condition, up to ``rounds`` times; any left outside are kept
+    (and logged). Features of zero range in the box are not checked."""
+    # A feature constant in the training jets (e.g. every sum of pt_rel exactly 1) is a rule a
+    # generator meets only to rounding: drawing again would not help, so it is not checked.
+    lo, hi = box
+    live = hi > lo
+    for attempt in range(rounds):
+        feats = support_features(x)[:, live]
+        outside = np.flatnonzero(((feats < lo[live]) | (feats > hi[live])).any(axis=1))
+        if not len(outside):
+            return x
+        c = None if cond is None else cond[outside]
+        again = generate(model, len(outside), c, derive_seed(seed, Stream.SUPPORT, attempt))
+        x[outside] = _physical(transform, again)
+    log.warning("%d jets still outside the training support after %d draws", len(outside), rounds)
+    return x
+
+
 def _conditions(
+    run: RunDir,
     config: Config,
     meta: dict[str, Any],
     cond: np.ndarray | Mapping[str, float] | None,
@@ -155,7 +233,8 @@ def _conditions(
     data: TrainingData | None = None,
 ) -> np.ndarray | None:
     """The checked ``cond`` given by the caller (rows, or one value per name of
-    ``data.condition_on``), else conditions drawn from the training data (``data``, if loaded)."""
+    ``data.condition_on``), else conditions drawn from the training data: those the run saved
+    (``conditions.npy``), else ``data`` if loaded, else the data loaded again."""
     if isinstance(cond, Mapping):
         names = config.data.condition_on or []
         if sorted(cond) != sorted(names):
@@ -172,7 +251,9 @@ def _conditions(
                 f"got shape {cond.shape}"
             )
     elif meta["cond_dim"]:
-        cond_train = (data if data is not None else load_data(config)).cond_train
+        cond_train = run.read_conditions(meta["cond_dim"])
+        if cond_train is None:
+            cond_train = (data if data is not None else load_data(config)).cond_train
         rng = np.random.default_rng([seed, int(Stream.SAMPLE)])
         cond = cond_train[rng.integers(cond_train.shape[0], size=n)]
     return cond

@@ -1,15 +1,19 @@
-"""Reading the files physicists already have, validated at load; writing samples atomically.
+"""Reading the files physicists already have, validated at load.
 
 ``load`` reads named arrays from ``.npy``, ``.npz``, HDF5, ROOT trees and Parquet, from one
 file or from shards (a directory or a glob) concatenated along the rows. ROOT and Parquet need
-the ``physgan[hep]`` extra (uproot, awkward, pyarrow). Every problem with the input is a
-one-line ``DataError`` naming the file.
+the ``physgan[hep]`` extra (uproot, awkward, pyarrow). Jets stored there one entry per jet, with
+jagged particle lists (the naming of :data:`PARTICLE_COLUMNS` and :data:`JET_COLUMNS`, as
+:mod:`physgan.data.writers` writes them), are read as the ``particles`` (n, N, 4) and ``jets``
+(n, 4) arrays of an HDF5 jet file. Every problem with the input is a one-line ``DataError``
+naming the file.
 """
 
 from __future__ import annotations
 
 import glob
 import importlib
+import json
 import os
 import struct
 import textwrap
@@ -24,20 +28,33 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from physgan.atomic import atomic_path
 from physgan.errors import DataError, MissingExtraError, PhysganError
 
 __all__ = [
+    "JET_COLUMNS",
+    "METADATA_KEY",
+    "PARTICLE_COLUMNS",
+    "PARTICLE_COUNT",
     "READ_ERRORS",
     "Source",
     "as_float32",
+    "import_extra",
     "load",
     "read_arrays",
     "read_columns",
     "select_layout",
     "unreadable",
-    "write_array",
 ]
+
+# Jets in ROOT trees and Parquet tables, one entry per jet, named as in CMS NanoAOD: the counter,
+# the jagged lists of the real particles' [eta_rel, phi_rel, pt_rel] (pt_rel = pT / jet pT,
+# highest first) and the jet columns [pt (GeV), eta, mass (GeV), n_particles].
+PARTICLE_COUNT = "nParticle"
+PARTICLE_COLUMNS = ("Particle_eta", "Particle_phi", "Particle_pt")
+JET_COLUMNS = ("Jet_pt", "Jet_eta", "Jet_mass", "Jet_nParticle")
+# physgan's JSON object of file attributes: a TObjString of a ROOT file, a key of a Parquet
+# file's schema metadata. Its "max_particles" is N, the particles per jet of ``particles``.
+METADATA_KEY = "physgan"
 
 
 @dataclass(frozen=True)
@@ -102,14 +119,17 @@ def unreadable(src: Source | str, err: BaseException) -> DataError:
     return DataError(f"{src}: cannot read ({reason})")
 
 
-def _import_extra(module: str, what: str) -> ModuleType:
+def import_extra(module: str, purpose: str) -> ModuleType:
+    """``module`` of the ``physgan[hep]`` extra, or a one-line MissingExtraError naming it.
+
+    ``purpose`` starts the message: ``"reading ROOT files"`` gives ``reading ROOT files needs
+    uproot: pip install 'physgan[hep]'``.
+    """
     try:
         return importlib.import_module(module)
     except ImportError:
         package = module.split(".")[0]
-        raise MissingExtraError(
-            f"reading {what} files needs {package}: pip install 'physgan[hep]'"
-        ) from None
+        raise MissingExtraError(f"{purpose} needs {package}: pip install 'physgan[hep]'") from None
 
 
 def _take(arr: Any, rows: slice | None) -> Any:
@@ -170,9 +190,79 @@ def _regular(src: Source, name: str, column: Any, rows: slice | None) -> np.ndar
     return _take(arr, rows)
 
 
+def _jet_names(names: list[str]) -> list[str]:
+    """The arrays of a table with columns ``names``: its jagged particle columns (and their
+    counter) read as one ``particles``, its jet columns also as ``jets``."""
+    if all(name in names for name in PARTICLE_COLUMNS) and "particles" not in names:
+        hidden = {PARTICLE_COUNT, *PARTICLE_COLUMNS}
+        names = [name for name in names if name not in hidden] + ["particles"]
+    if all(name in names for name in JET_COLUMNS) and "jets" not in names:
+        names = [*names, "jets"]
+    return names
+
+
+def _columns_of(selected: list[str], names: list[str]) -> list[str]:
+    """The table columns to read for the arrays ``selected`` among ``_jet_names(names)``."""
+    parts = {"particles": PARTICLE_COLUMNS, "jets": JET_COLUMNS}
+    columns: list[str] = []
+    for name in selected:
+        columns += [name] if name in names else parts[name]
+    return list(dict.fromkeys(columns))
+
+
+def _max_particles(metadata: str | bytes | None) -> int | None:
+    """N, the particles per jet that physgan's metadata (JSON) names, if it names one."""
+    meta = json.loads(metadata) if metadata else None
+    return meta.get("max_particles") if isinstance(meta, dict) else None
+
+
+def _cloud(src: Source, lists: list[Any], max_particles: int | None) -> np.ndarray:
+    """Jagged [eta_rel, phi_rel, pt_rel] lists as particles (n, N, 4) float32, each jet's in
+    order, zero-padded to N = ``max_particles`` (else the longest list), mask 1 then 0."""
+    import awkward as ak
+
+    counts = ak.to_numpy(ak.num(lists[0], axis=1))
+    for name, values in zip(PARTICLE_COLUMNS[1:], lists[1:], strict=True):
+        if not np.array_equal(ak.to_numpy(ak.num(values, axis=1)), counts):
+            raise DataError(f"{src}: {name} and {PARTICLE_COLUMNS[0]} differ in length")
+    longest = int(counts.max(initial=0))
+    width = longest if max_particles is None else int(max_particles)
+    if longest > width:
+        raise DataError(f"{src}: a jet has {longest} particles, its metadata says {width} at most")
+    mask = np.arange(width) < counts[:, None]
+    particles = np.zeros((len(counts), width, 4), np.float32)
+    for i, values in enumerate(lists):
+        particles[..., i][mask] = ak.to_numpy(ak.flatten(values), allow_missing=False)
+    particles[..., 3] = mask
+    return particles
+
+
+def _table_arrays(
+    src: Source,
+    selected: list[str],
+    names: list[str],
+    column: Callable[[str], Any],
+    max_particles: int | None,
+    rows: slice | None,
+) -> dict[str, np.ndarray]:
+    """The arrays ``selected`` among ``_jet_names(names)`` of a table whose awkward columns
+    ``column(name)`` gives."""
+    arrays = {}
+    for name in selected:
+        if name == "particles" and name not in names:
+            lists = [column(c) for c in PARTICLE_COLUMNS]
+            arrays[name] = _take(_cloud(src, lists, max_particles), rows)
+        elif name == "jets" and name not in names:
+            jets = [_regular(src, c, column(c), rows) for c in JET_COLUMNS]
+            arrays[name] = np.stack(jets, axis=1)
+        else:
+            arrays[name] = _regular(src, name, column(name), rows)
+    return arrays
+
+
 @_reader(".root")
 def _read_root(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
-    uproot = _import_extra("uproot", "ROOT")
+    uproot = import_extra("uproot", "reading ROOT files")
     try:
         with uproot.open(src.path) as fh:
             # uproot reads what it can reach; the header's end-of-file offset tells a cut file.
@@ -189,10 +279,16 @@ def _read_root(src: Source, select: Select, rows: slice | None) -> dict[str, np.
             if src.tree is not None and src.tree not in trees:
                 raise DataError(f"{src}: no tree named {src.tree!r} (trees: {_listing(trees)})")
             tree = fh[src.tree or trees[0]]
-            return {
-                name: _regular(src, name, tree[name].array(library="ak"), rows)
-                for name in select(src, list(tree.keys()))
-            }
+            names = list(tree.keys())
+            has_meta = kinds.get(METADATA_KEY) == "TObjString"
+            return _table_arrays(
+                src,
+                select(src, _jet_names(names)),
+                names,
+                lambda name: tree[name].array(library="ak"),
+                _max_particles(str(fh[METADATA_KEY]) if has_meta else None),
+                rows,
+            )
     except PhysganError:
         raise
     except Exception as err:
@@ -203,11 +299,20 @@ def _read_root(src: Source, select: Select, rows: slice | None) -> dict[str, np.
 
 @_reader(".parquet")
 def _read_parquet(src: Source, select: Select, rows: slice | None) -> dict[str, np.ndarray]:
-    pq = _import_extra("pyarrow.parquet", "Parquet")
-    ak = _import_extra("awkward", "Parquet")
-    names = select(src, list(pq.read_schema(src.path).names))
-    table = pq.read_table(src.path, columns=names)
-    return {name: _regular(src, name, ak.from_arrow(table[name]), rows) for name in names}
+    pq = import_extra("pyarrow.parquet", "reading Parquet files")
+    ak = import_extra("awkward", "reading Parquet files")
+    schema = pq.read_schema(src.path)
+    names = list(schema.names)
+    selected = select(src, _jet_names(names))
+    table = pq.read_table(src.path, columns=_columns_of(selected, names))
+    return _table_arrays(
+        src,
+        selected,
+        names,
+        lambda name: ak.from_arrow(table[name]),
+        _max_particles((schema.metadata or {}).get(METADATA_KEY.encode())),
+        rows,
+    )
 
 
 def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -335,7 +440,9 @@ def load(
 
     Returns:
         ``{name: array}`` with arrays of shape ``(n_rows, ...)`` sharing ``n_rows``. Fixed-size
-        ROOT array branches and Parquet list columns of fixed length become 2-D arrays.
+        ROOT array branches and Parquet list columns of fixed length become 2-D arrays; jagged
+        particle lists ``Particle_eta``, ``_phi``, ``_pt`` become ``particles`` (n, N, 4), and
+        ``Jet_pt``, ``_eta``, ``_mass``, ``_nParticle`` also ``jets`` (n, 4).
 
     Raises:
         DataError: one line naming the file and the problem (missing, empty, corrupt, unknown
@@ -381,6 +488,7 @@ _LAYOUTS = (
     ),
     _Layout("jets", x="particles", cond=None, needs=("particles", "jets")),
     _Layout("jet images", x="images", cond=None, needs=("images", "jets")),
+    _Layout("images", x="images", cond=None, needs=("images",)),
 )
 
 
@@ -409,7 +517,8 @@ def read_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | 
     ``x`` with optional ``cond`` (a ``.npy`` holds ``x`` alone); CaloChallenge
     ``showers`` (n, n_voxels) with ``incident_energies`` (n, 1) as ``cond``; jets, with
     ``particles`` (n, n_particles, 4) as ``x`` next to ``jets`` (n, 4), and no ``cond``; jet
-    images, with ``images`` (n, P, P) as ``x`` of shape (n, 1, P, P) next to ``jets``.
+    images, with ``images`` (n, P, P) as ``x`` of shape (n, 1, P, P), next to ``jets`` or alone
+    (generated images).
     Raises DataError naming the file and the problem.
     """
     arrays = _load(path, select_layout, None)
@@ -445,26 +554,3 @@ def read_columns(path: str | os.PathLike[str], columns: Sequence[str]) -> np.nda
             raise DataError(f"{path}: {name} has shape {arr.shape}; columns must be (n,) or (n, k)")
         parts.append(arr.reshape(len(arr), -1))
     return np.concatenate(parts, axis=1)
-
-
-def write_array(path: str | Path, x: np.ndarray) -> Path:
-    """Write samples to ``.npy`` or ``.h5`` (dataset ``x``) via a temporary file and a rename."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".h5", ".hdf5"):
-        raise DataError(f"{path}: output must end in .npy or .h5")
-    if not path.parent.is_dir():
-        raise DataError(f"{path}: directory {path.parent} does not exist")
-    try:
-        with atomic_path(path) as tmp:
-            if suffix == ".npy":
-                with open(tmp, "wb") as fh:
-                    np.save(fh, x, allow_pickle=False)
-            else:
-                import h5py
-
-                with h5py.File(tmp, "w") as fh:
-                    fh.create_dataset("x", data=x)
-    except OSError as err:
-        raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
-    return path

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from physgan.atomic import atomic_path
+from physgan.atomic import atomic_path, remove_stale
 from physgan.data.images import jet_images
-from physgan.data.jets import JET_FEATURES, PARTICLE_FEATURES, jet_features, particle_cloud
+from physgan.data.jets import ARRAY_ATTRS, jet_features, particle_cloud
 from physgan.data.pythia import IMAGE_SELECTION, PROCESSES, JetSelection, simulate_jets
 from physgan.errors import DataError
 
@@ -44,11 +46,6 @@ __all__ = [
 CHUNK_JETS = 500  # jets per seeded Pythia instance: ~0.6 s of initialisation per ~8 s of work
 _FORMAT = 1  # bump when the file layout or the physics defaults change (invalidates caches)
 IMAGE_PROCESSES = {"W": "Wprime", "QCD": "QCD"}  # jet-image names -> Pythia processes
-_ATTRS = {
-    "particles": {"features": list(PARTICLE_FEATURES)},
-    "jets": {"features": list(JET_FEATURES), "units": ["GeV", "", "GeV", ""]},
-    "images": {"axes": ["jet", "phi_rel", "eta_rel"], "units": "GeV", "extent": 1.25},
-}
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -93,12 +90,29 @@ def _chunk(job: _Job) -> dict[str, np.ndarray]:
     return {"particles": cloud.particles, "jets": cloud.jets}
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initialiser: exit as soon as the parent process is gone (killed, even by SIGKILL),
+    so that no orphaned worker keeps simulating."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _results(jobs: list[_Job], workers: int) -> Iterator[dict[str, np.ndarray]]:
     if workers == 1 or len(jobs) == 1:
         yield from map(_chunk, jobs)
         return
     # spawn, not fork: the parent may hold torch's threads, which fork does not survive.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = [pool.submit(_chunk, job) for job in jobs]
         try:
             for future in futures:
@@ -185,7 +199,7 @@ def _write(
                             maxshape=(None, *values.shape[1:]),
                             chunks=(min(total, 1024), *values.shape[1:]),
                         )
-                        fh[name].attrs.update(_ATTRS[name])
+                        fh[name].attrs.update(ARRAY_ATTRS[name])
                     dataset = fh[name]
                     start = dataset.shape[0]
                     dataset.resize(start + len(values), axis=0)
@@ -307,6 +321,7 @@ def cached_jets(
     (``~/.cache/physgan``). A file that is unreadable or does not match is generated again.
     """
     path = _cache_path(cache_dir, f"jets-{process}-n{n}-p{n_particles}-seed{seed}")
+    remove_stale(path.parent)  # what killed simulations left; never a running one's file
     if not _valid(path, process, seed, "particles", (n, n_particles, 4)):
         generate_jets(
             process, n, path, n_particles=n_particles, seed=seed, workers=workers, progress=progress
@@ -328,6 +343,7 @@ def cached_jet_images(
     if process not in IMAGE_PROCESSES:
         raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
     path = _cache_path(cache_dir, f"images-{process}-n{n}-p{pixels}-seed{seed}")
+    remove_stale(path.parent)
     if not _valid(path, IMAGE_PROCESSES[process], seed, "images", (n, pixels, pixels)):
         generate_jet_images(
             process, n, path, pixels=pixels, seed=seed, workers=workers, progress=progress

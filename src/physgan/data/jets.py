@@ -9,11 +9,12 @@ This is the layout of JetNet (Kansal et al., arXiv:2106.11535) and of every phys
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "ARRAY_ATTRS",
     "JET_FEATURES",
     "PARTICLE_FEATURES",
     "JetCloud",
@@ -27,6 +28,13 @@ __all__ = [
 
 PARTICLE_FEATURES = ("eta_rel", "phi_rel", "pt_rel", "mask")
 JET_FEATURES = ("pt", "eta", "mass", "n_particles")
+# The attributes of each array in a jet file, simulated (physgan.data.jetgen) or generated
+# (physgan.data.writers).
+ARRAY_ATTRS: dict[str, dict[str, Any]] = {
+    "particles": {"features": list(PARTICLE_FEATURES)},
+    "jets": {"features": list(JET_FEATURES), "units": ["GeV", "", "GeV", ""]},
+    "images": {"axes": ["jet", "phi_rel", "eta_rel"], "units": "GeV", "extent": 1.25},
+}
 
 
 class JetCloud(NamedTuple):

@@ -15,12 +15,21 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
+from torch import nn
 
 from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError
 from physgan.training.state import TrainingState
 
-__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint", "saved_modules"]
+__all__ = [
+    "checkpoint_step",
+    "load_checkpoint",
+    "load_weights",
+    "read_weights",
+    "save_checkpoint",
+    "save_weights",
+    "saved_modules",
+]
 
 
 def _flatten(state: TrainingState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -76,8 +85,9 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:300] or type(err).__name__
 
 
-def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and the physgan metadata of a safetensors file, checked; nothing unpickled."""
+def _open(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and the physgan metadata (with a step) of a safetensors file, checked;
+    nothing unpickled."""
     _refuse_code_formats(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
@@ -94,12 +104,49 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except json.JSONDecodeError:
         raise CheckpointError(f"checkpoint {path}: its physgan metadata is not JSON") from None
     step = meta.get("step") if isinstance(meta, dict) else None
-    if not (isinstance(step, int) and step >= 0 and isinstance(meta.get("param_groups"), dict)):
-        raise CheckpointError(f"checkpoint {path}: its physgan metadata lacks step or param_groups")
+    if not (isinstance(step, int) and step >= 0):
+        raise CheckpointError(f"checkpoint {path}: its physgan metadata lacks the step")
     for key, value in tensors.items():
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise CheckpointError(f"checkpoint {path}: {key} holds NaN or inf")
     return tensors, meta
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A whole checkpoint: :func:`_open`, and the optimisers' ``param_groups``."""
+    tensors, meta = _open(path)
+    if not isinstance(meta.get("param_groups"), dict):
+        raise CheckpointError(f"checkpoint {path}: its physgan metadata lacks param_groups")
+    return tensors, meta
+
+
+def save_weights(path: str | Path, module: nn.Module, meta: dict[str, Any]) -> None:
+    """Write one network's state dict (e.g. the best sampling generator) to ``path``
+    atomically, with ``meta`` (which holds at least the ``step``) as its physgan metadata."""
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    write_atomic(Path(path), save(tensors, metadata={"physgan": json.dumps(meta)}))
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The tensors and metadata of a file of :func:`save_weights`, checked as checkpoints are."""
+    return _open(Path(path))
+
+
+def load_weights(path: str | Path, module: nn.Module) -> dict[str, Any]:
+    """Load a file of :func:`save_weights` into ``module``; return its metadata. A file that
+    does not fit the module is refused with one line naming it."""
+    path = Path(path)
+    tensors, meta = _open(path)
+    expected = module.state_dict()
+    for key, value in expected.items():
+        if key not in tensors or tuple(tensors[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"weights {path}: do not match the model (at {key})")
+    try:
+        module.load_state_dict(tensors)
+    except RuntimeError as err:
+        reason = _one_line(err)
+        raise CheckpointError(f"weights {path}: do not match the model ({reason})") from None
+    return meta
 
 
 def _check_modules(path: Path, state: TrainingState, tensors: dict[str, torch.Tensor]) -> None:

@@ -1,10 +1,14 @@
 """The run directory: the unit of reproducibility.
 
 ``RUN/config.yaml`` (resolved config), ``meta.json`` (seed, versions), ``transform.json``,
-``metrics.jsonl`` (one JSON object per logged step), ``checkpoint.safetensors`` and, after
-``evaluate``, ``metrics.json``. Every file is written through a temporary file and a rename.
-Reading checks what is read: a run of another physgan version, a config the schema refuses, and
-malformed ``meta.json`` or ``transform.json`` are each one line naming the file.
+``metrics.jsonl`` (one JSON object per logged step), ``checkpoint.safetensors``, with
+``train.select_every`` ``best.safetensors`` (the best-scored sampling generator), with
+``data.condition_on`` ``conditions.npy`` (the training jets' conditions, which sampling draws
+from), for jets ``support.json`` (the training jets' range of each support feature, see
+:mod:`physgan.metrics.support`) and, after ``evaluate``, ``metrics.json``. Every file is
+written through a temporary file and a rename. Reading checks what is read: a run of another
+physgan version, a config the schema refuses, and malformed ``meta.json`` or ``transform.json``
+are each one line naming the file.
 """
 
 from __future__ import annotations
@@ -28,12 +32,19 @@ class RunDir:
     """Paths and small files of one run directory."""
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        from physgan.pretrained import is_pretrained, pretrained_dir
+
+        # A shipped generator (pretrained:NAME) is read in the package and never written to.
+        self.shipped = is_pretrained(root)
+        self.root = pretrained_dir(str(root)) if self.shipped else Path(root)
         self.config = self.root / "config.yaml"
         self.meta = self.root / "meta.json"
         self.transform = self.root / "transform.json"
         self.metrics = self.root / "metrics.jsonl"
         self.checkpoint = self.root / "checkpoint.safetensors"
+        self.best = self.root / "best.safetensors"
+        self.conditions = self.root / "conditions.npy"
+        self.support = self.root / "support.json"
         self.evaluation = self.root / "metrics.json"
         self.tensorboard = self.root / "tensorboard"
 
@@ -102,6 +113,54 @@ class RunDir:
         except ConfigError as err:
             raise CheckpointError(f"{self.config}: {str(err).removeprefix('config: ')}") from None
         return raw
+
+    def write_conditions(self, cond: np.ndarray) -> None:
+        """Save the training data's conditions (m, cond_dim), float32, for sampling."""
+        import io
+
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(cond, dtype=np.float32), allow_pickle=False)
+        write_atomic(self.conditions, buffer.getvalue())
+
+    def read_conditions(self, cond_dim: int) -> np.ndarray | None:
+        """The saved conditions (m, cond_dim), checked; None if the run has none saved."""
+        if not self.conditions.is_file():
+            return None
+        try:
+            cond = np.load(self.conditions, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise CheckpointError(f"{self.conditions}: cannot read ({err})") from None
+        if cond.ndim != 2 or cond.shape[1] != cond_dim or not len(cond):
+            raise CheckpointError(
+                f"{self.conditions}: expected (m, {cond_dim}) conditions, got {cond.shape}"
+            )
+        if not np.isfinite(cond).all():
+            raise CheckpointError(f"{self.conditions}: holds NaN or inf")
+        return cond
+
+    def write_support(self, clouds: np.ndarray) -> None:
+        """Save the range of each support feature of the training clouds (n, N, 4)."""
+        from physgan.metrics.support import SUPPORT_FEATURES, support_features
+
+        feats = support_features(clouds)
+        self.write_json(
+            self.support,
+            {
+                "features": list(SUPPORT_FEATURES),
+                "min": feats.min(axis=0).tolist(),
+                "max": feats.max(axis=0).tolist(),
+            },
+        )
+
+    def read_support(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The saved support (min, max), each (4,), checked; None if the run has none."""
+        if not self.support.is_file():
+            return None
+        spec = self.read_json(self.support)
+        lo, hi = np.asarray(spec.get("min"), float), np.asarray(spec.get("max"), float)
+        if lo.shape != (4,) or hi.shape != (4,) or not (np.isfinite(lo).all() and (lo <= hi).all()):
+            raise CheckpointError(f"{self.support}: expected min <= max, 4 finite numbers each")
+        return lo, hi
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

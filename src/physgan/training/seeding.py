@@ -19,6 +19,8 @@ class Stream(IntEnum):
     EVAL_TRUTH = 4  # a toy's true samples that evaluation compares with
     REJECT = 5  # rejection sampling's draws
     CALIBRATE = 6  # calibrating D for rejection sampling
+    SELECT = 7  # model selection: the held-out split and the latent draws it scores
+    SUPPORT = 8  # draws again of generated jets outside the training support
 
 
 def derive_seed(*keys: int) -> int:

@@ -37,6 +37,7 @@ from physgan.training.checkpoint import checkpoint_step, load_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
+from physgan.training.selection import Selector
 from physgan.training.signals import stop_on_signals
 from physgan.training.state import TrainingState
 from physgan.version import __version__
@@ -119,6 +120,11 @@ def run_training(
     try:
         data = load_data(config, progress and lead)
         cloud = is_cloud(data.sample_shape)
+        if t.select_every is not None and not (cloud and config.model.family == "gan"):
+            raise ConfigError(
+                "config: train.select_every: model selection scores the jets of a GAN "
+                "(particle clouds)"
+            )
         transform = fit_transform(config, data.x_train, cloud)
     except PhysganError:
         if created and lead:  # leave no empty run directory behind a refused request
@@ -160,9 +166,28 @@ def run_training(
         run.write_json(run.meta, meta)
         run.write_json(run.transform, transform.to_dict())
         run.metrics.unlink(missing_ok=True)
+    # Also for a run begun before conditions were saved, when it resumes.
+    conditional = config.data.condition_on and data.cond_train is not None
+    if lead and conditional and not run.conditions.is_file():
+        run.write_conditions(data.cond_train)
+    if lead and cloud and not run.support.is_file():
+        run.write_support(data.x_train)
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
+    if t.select_every is not None and lead:
+        selector = Selector(
+            run.best,
+            every=t.select_every,
+            holdout=data.x_holdout,
+            cond=None
+            if data.cond_holdout is None
+            else cond_transform.forward(data.cond_holdout).astype("float32"),
+            inverse=transform.inverse,
+            n_samples=t.select_samples,
+            seed=config.seed,
+        )
+        evaluate_fn = _with_selection(evaluate_fn, selector)
     logger = MetricsLogger(
         run.metrics,
         every=t.log_every,
@@ -210,6 +235,10 @@ def run_training(
         if lead and not stopped() and state.step == t.steps and not data.cond_dim:
             store_calibrated(config, state, run, data.x_train, transform)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _with_selection(evaluate: Any, selector: Selector) -> Any:
+    return lambda state: evaluate(state) | selector(state)
 
 
 def _diverged(err: TrainingDiverged, run: RunDir, saved_at: int, rollbacks: int) -> Exception:

@@ -1,0 +1,206 @@
+"""Ship a trained jet run as ``pretrained:NAME``: its best generator, files and model card.
+
+Copies RUN's config, meta.json, transform.json and best.safetensors (the selected EMA generator,
+at most 2 MB) into ``src/physgan/generators/NAME/`` with its training jets' support
+(``support.json``) and up to 20,000 of their conditions (``conditions.npy``, for sampling
+without the data), then evaluates the shipped
+generator as a user would (``physgan evaluate pretrained:NAME --reference FILE -n N``) for
+each evaluation seed against jets it never saw, and writes CARD.md: the recipe, the data, the
+training steps and CPU hours, the metric table (mean and spread over the seeds) and the
+commands that measured it. Run:
+
+    .venv/bin/python scripts/ship_generator.py RUN NAME --reference fresh.h5 --cpu-hours H
+
+``fresh.h5``: at least 2 N jets of the run's process from a seed the run did not train on,
+e.g. ``physgan data jets --process gluon -n 20000 --seed 1 -o fresh.h5``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from physgan import api
+from physgan.fastsim import fastsim_speed
+from physgan.training.builder import load_data
+from physgan.training.checkpoint import read_weights
+from physgan.training.rundir import RunDir
+from physgan.version import __version__
+
+ROOT = Path(__file__).resolve().parents[1] / "src" / "physgan" / "generators"
+MAX_BYTES = 2 << 20
+MAX_CONDITIONS = 20_000
+SCALES = {"w1m": 1e3, "w1p": 1e3, "w1efp": 1e5, "fpd": 1e4, "kpd": 1e4, "outliers": 1e2}
+LABELS = {
+    "w1m": "W1M x 10^3",
+    "w1p": "W1P x 10^3",
+    "w1efp": "W1EFP x 10^5",
+    "fpd": "FPD x 10^4",
+    "kpd": "KPD x 10^4",
+    "outliers": "outside the real support (%)",
+    "auc": "classifier AUC",
+}
+
+
+def copy_run(run_dir: Path, name: str) -> Path:
+    """The shipped directory of ``run_dir``'s best generator, written afresh."""
+    run = RunDir(run_dir)
+    if not run.best.is_file():
+        raise SystemExit(f"{run_dir}: no best.safetensors (train with train.select_every)")
+    if run.best.stat().st_size > MAX_BYTES:
+        raise SystemExit(f"{run.best}: {run.best.stat().st_size} bytes, more than 2 MB")
+    out = ROOT / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for path in (run.config, run.transform, run.best):
+        shutil.copy(path, out / path.name)
+    meta = run.read_json(run.meta) | {"physgan_version": __version__}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    shipped = RunDir(out)
+    data = None
+    if run.support.is_file():
+        shutil.copy(run.support, shipped.support)
+    else:  # a run begun before runs kept their support
+        data = load_data(api.load_config(run.config))
+        shipped.write_support(data.x_train)
+    cond = run.read_conditions(int(meta["cond_dim"])) if meta["cond_dim"] else None
+    if meta["cond_dim"] and cond is None:
+        cond = (data or load_data(api.load_config(run.config))).cond_train
+    if cond is not None:
+        rng = np.random.default_rng(0)
+        keep = rng.permutation(len(cond))[:MAX_CONDITIONS]
+        np.save(out / "conditions.npy", cond[np.sort(keep)].astype(np.float32))
+    return out
+
+
+def evaluate(name: str, reference: Path, n: int, seeds: list[int]) -> dict[str, list[dict]]:
+    """Each metric's result for each evaluation seed, as ``physgan evaluate`` gives it."""
+    results: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            metrics = api.evaluate(
+                f"pretrained:{name}", n=n, seed=seed, reference=reference, out=tmp
+            )
+            for key in LABELS:
+                results.setdefault(key, []).append(metrics[key])
+    return results
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """Markdown: each metric's mean ± spread over seeds, its floor, and their ratio."""
+    lines = [
+        "| metric | generated vs real | real vs real (floor) | ratio |",
+        "|---|---|---|---|",
+    ]
+    for key, label in LABELS.items():
+        values = np.array([r["value"] for r in results[key]], dtype=float)
+        floors = np.array([r["floor"] for r in results[key]], dtype=float)
+        scale = SCALES.get(key, 1.0)
+        if key == "auc":
+            ratio = f"{np.mean(values - 0.5) / np.mean(np.abs(floors - 0.5)):.1f}x"
+        elif np.mean(floors) > 0:
+            ratio = f"{np.mean(values) / np.mean(floors):.1f}x"
+        else:
+            ratio = "-"
+        lines.append(
+            f"| {label} | {np.mean(values) * scale:.3g} ± {np.std(values) * scale:.2g} "
+            f"| {np.mean(floors) * scale:.3g} ± {np.std(floors) * scale:.2g} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
+def card(
+    name: str,
+    run_dir: Path,
+    results: dict[str, list[dict]],
+    speed: dict[str, float],
+    args: argparse.Namespace,
+) -> str:
+    run = RunDir(run_dir)
+    config = run.config.read_text()
+    best = read_weights(run.best)[1]
+    rows = run.read_metrics()
+    trained = rows[-1]["step"] if rows else best["step"]
+    process = api.load_config(run.config).data.name.removeprefix("jets-")
+    seeds = " ".join(map(str, args.seeds))
+    return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
+
+`pretrained:{name}`, physgan {__version__}. Sample it as a run directory:
+
+    physgan sample pretrained:{name} -n 100000 -o jets.h5 [--cond pt=1000 --cond n_particles=30]
+
+## Training
+
+- Data: {api.load_config(run.config).data.n_train:,} Pythia 8 + FastJet {process} jets
+  (JetNet-like, 30 particles, simulated with data seed 0), 20% held out.
+- Recipe: `physgan configs show {args.config}` (the config below).
+- Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
+  the EMA generator at step {best["step"]:,}, where the validation score (W1 of jet mass and
+  particle features over their floors, on held-out jets) was best: {best["score"]:.2f}.
+- Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
+
+## Quality
+
+{args.n:,} generated jets against {args.n:,} Pythia jets of a seed it never saw (data seed
+{args.reference_seed}); the floor is the same metric between two halves of those Pythia jets
+({args.n:,} each). Mean ± spread over evaluation seeds {seeds}.
+
+{table(results)}
+
+Generation on one core: {speed["generated_jets_per_s"]:,.0f} jets/s; Pythia 8 + FastJet:
+{speed["simulated_jets_per_s_per_core"]:.0f} jets/s; speed-up per core
+{speed["speedup_same_cores"]:,.0f}x.
+
+Measured with:
+
+    physgan data jets --process {process} -n {2 * args.n} --seed {args.reference_seed} -o fresh.h5
+    for s in {seeds}; do
+      physgan evaluate pretrained:{name} --reference fresh.h5 -n {args.n} --seed $s --out ev$s
+    done
+
+## Config
+
+```yaml
+{config.rstrip()}
+```
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("name")
+    parser.add_argument("--config", required=True, help="the shipped config it was trained from")
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--reference-seed", type=int, default=1)
+    parser.add_argument("-n", type=int, default=10_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cpu-hours", type=float, required=True)
+    parser.add_argument("--hardware", default="2-core x86 CPU")
+    args = parser.parse_args()
+    out = copy_run(args.run, args.name)
+    (out / "CARD.md").write_text(f"# {args.name}: being evaluated\n")
+    results = evaluate(args.name, args.reference, args.n, args.seeds)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        speed = fastsim_speed(f"pretrained:{args.name}")
+    finally:
+        torch.set_num_threads(threads)
+    (out / "CARD.md").write_text(card(args.name, args.run, results, speed, args))
+    (out / "evaluation.json").write_text(
+        json.dumps({"n": args.n, "seeds": args.seeds, "metrics": results, "speed": speed}, indent=2)
+        + "\n"
+    )
+    print((out / "CARD.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
