@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from physgan import api
-from physgan.fastsim import fastsim_speed
+from physgan.fastsim import PAPER_SCALES, fastsim_speed
 from physgan.training.builder import load_data
 from physgan.training.checkpoint import read_weights
 from physgan.training.rundir import RunDir
@@ -35,13 +35,12 @@ from physgan.version import __version__
 ROOT = Path(__file__).resolve().parents[1] / "src" / "physgan" / "generators"
 MAX_BYTES = 2 << 20
 MAX_CONDITIONS = 20_000
-SCALES = {"w1m": 1e3, "w1p": 1e3, "w1efp": 1e5, "fpd": 1e4, "kpd": 1e4, "outliers": 1e2}
 LABELS = {
     "w1m": "W1M x 10^3",
     "w1p": "W1P x 10^3",
     "w1efp": "W1EFP x 10^5",
-    "fpd": "FPD x 10^4",
-    "kpd": "KPD x 10^4",
+    "fpd": "FPD x 10^3",
+    "kpd": "KPD x 10^3",
     "outliers": "outside the real support (%)",
     "auc": "classifier AUC",
 }
@@ -100,9 +99,9 @@ def table(results: dict[str, list[dict]]) -> str:
     for key, label in LABELS.items():
         values = np.array([r["value"] for r in results[key]], dtype=float)
         floors = np.array([r["floor"] for r in results[key]], dtype=float)
-        scale = SCALES.get(key, 1.0)
-        if key == "auc":
-            ratio = f"{np.mean(values - 0.5) / np.mean(np.abs(floors - 0.5)):.1f}x"
+        scale = PAPER_SCALES[key]
+        if key == "auc":  # its floor is about 0.5, not about 0: the value speaks for itself
+            ratio = "-"
         elif np.mean(floors) > 0:
             ratio = f"{np.mean(values) / np.mean(floors):.1f}x"
         else:
@@ -182,18 +181,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpu-hours", type=float, required=True)
     parser.add_argument("--hardware", default="2-core x86 CPU")
+    parser.add_argument(
+        "--card-only", action="store_true", help="write CARD.md again from evaluation.json"
+    )
     args = parser.parse_args()
-    out = copy_run(args.run, args.name)
-    (out / "CARD.md").write_text(f"# {args.name}: being evaluated\n")
-    results = evaluate(args.name, args.reference, args.n, args.seeds)
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        speed = fastsim_speed(f"pretrained:{args.name}")
-    finally:
-        torch.set_num_threads(threads)
+    out = ROOT / args.name
+    if args.card_only:
+        saved = json.loads((out / "evaluation.json").read_text())
+        results, speed = saved["metrics"], saved["speed"]
+    else:
+        out = copy_run(args.run, args.name)
+        (out / "CARD.md").write_text(f"# {args.name}: being evaluated\n")
+        results = evaluate(args.name, args.reference, args.n, args.seeds)
+        speed = fastsim_speed(f"pretrained:{args.name}", threads=1)
     (out / "CARD.md").write_text(card(args.name, args.run, results, speed, args))
     (out / "evaluation.json").write_text(
         json.dumps({"n": args.n, "seeds": args.seeds, "metrics": results, "speed": speed}, indent=2)

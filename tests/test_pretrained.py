@@ -18,8 +18,8 @@ from physgan.version import __version__
 SHIPPED = sorted(api.pretrained_models())
 
 
-def test_the_gluon_generator_ships():
-    assert "gluon" in SHIPPED
+def test_the_gluon_and_top_generators_ship():
+    assert {"gluon", "top"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -118,3 +118,11 @@ def test_the_demo_shows_the_shipped_generator_on_fresh_jets(tmp_path, tiny_jet_c
     assert first.startswith("pretrained:gluon: the shipped generator")
     assert "trained here for 4 steps" in second
     assert (result.run_dir / "report.html").is_file()
+
+
+def test_a_bad_output_is_refused_before_anything_is_loaded(tmp_path):
+    from physgan.errors import DataError
+
+    with pytest.raises(DataError, match="unsupported output format"):
+        api.sample("pretrained:nope", 5, out=tmp_path / "jets.csv")  # not the name's error
+    assert list(tmp_path.iterdir()) == []

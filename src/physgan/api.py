@@ -24,7 +24,7 @@ from physgan.config import (
     shipped_configs,
 )
 from physgan.data.jetgen import cached_jets, generate_jet_images, generate_jets
-from physgan.data.writers import Provenance, write_samples
+from physgan.data.writers import Provenance, check_output, write_samples
 from physgan.errors import ConfigError
 from physgan.evaluation import evaluate_run
 from physgan.export import export_onnx
@@ -127,6 +127,8 @@ def sample(
     if n < 1:
         raise ConfigError(f"-n: must be a positive number of samples, got {n}")
     _check_seed(seed)
+    if out is not None:
+        check_output(out)  # before the samples are drawn
     loaded = load_run(run_dir, weights)
     x, used = sample_with_conditions(*loaded, n, seed, cond, rejection)
     if out is not None:

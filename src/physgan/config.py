@@ -230,9 +230,11 @@ class TrainConfig(_Section):
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
     checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
-    # Jets: every select_every steps (a multiple of log_every), score the sampling G on
-    # select_samples held-out jets (W1 of mass and particle features over their floors) and
-    # keep the best weights in RUN/best.safetensors, which sample, evaluate and export use.
+    # Every select_every steps (a multiple of log_every), score the sampling generator on
+    # select_samples samples and keep the best weights in RUN/best.safetensors, which sample,
+    # evaluate and export use. Jets: W1 of mass and particle features over their floors on
+    # held-out jets; built-in toys: modes missed + reverse KL of the modes + low-quality share
+    # (physgan.training.selection).
     select_every: PositiveInt | None = None
     select_samples: PositiveInt = 5_000
     # A NaN or infinite loss or weight: stop (the last good checkpoint is kept), or roll back
@@ -267,7 +269,8 @@ class SampleConfig(_Section):
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
     # Jets (any family): draw again, with the same condition, each generated jet that lies
     # outside the training jets' support (RUN/support.json: the range of relative mass, sum of
-    # pt_rel and the particles' largest abs(eta_rel), abs(phi_rel)), at most 20 times.
+    # pt_rel and the particles' largest abs(eta_rel), abs(phi_rel), between the 10^-4 and
+    # 1 - 10^-4 quantiles of the training jets), at most 20 times.
     in_support: bool = True
 
 

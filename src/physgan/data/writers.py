@@ -49,7 +49,7 @@ from physgan.data.jets import (
 from physgan.errors import DataError
 from physgan.version import __version__
 
-__all__ = ["FORMATS", "Provenance", "generated_jets", "write_samples"]
+__all__ = ["FORMATS", "Provenance", "check_output", "generated_jets", "write_samples"]
 
 FORMATS = (".h5", ".hdf5", ".npy", ".parquet", ".root")
 _TREES = {"particles": "Jets", "images": "Images", "samples": "Samples"}
@@ -284,6 +284,22 @@ def _write_layout(
     writer(tmp, samples, attrs)
 
 
+def check_output(path: str | Path) -> Path:
+    """``path`` if samples can be written there: a supported suffix, an existing directory and,
+    for ROOT and Parquet, the libraries (so a command can refuse before it samples)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unsupported output format; use one of {', '.join(FORMATS)}")
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: directory {path.parent} does not exist")
+    if suffix in _EXTRAS:
+        what, package = _EXTRAS[suffix]
+        for module in (package, "awkward"):
+            import_extra(module, f"writing {what} files")
+    return path
+
+
 def write_samples(
     path: str | Path,
     x: np.ndarray,
@@ -308,19 +324,11 @@ def write_samples(
             that failed; one line, and no file is left.
         MissingExtraError: ROOT or Parquet without the ``physgan[hep]`` extra.
     """
-    path = Path(path)
+    path = check_output(path)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise DataError(f"{path}: unsupported output format; use one of {', '.join(FORMATS)}")
-    if not path.parent.is_dir():
-        raise DataError(f"{path}: directory {path.parent} does not exist")
     x = np.asarray(x)
     if x.ndim < 2 or len(x) == 0:
         raise DataError(f"{path}: samples of shape {x.shape}, expected (n_samples, ...) n > 0")
-    if suffix in _EXTRAS:  # checked before any file is made
-        what, package = _EXTRAS[suffix]
-        for module in (package, "awkward"):
-            import_extra(module, f"writing {what} files")
     try:
         with atomic_path(path) as tmp:
             if suffix == ".npy":

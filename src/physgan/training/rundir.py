@@ -25,7 +25,12 @@ from physgan.atomic import write_atomic
 from physgan.errors import CheckpointError, ConfigError
 from physgan.version import __version__
 
-__all__ = ["RunDir", "json_ready"]
+__all__ = ["SUPPORT_TAIL", "RunDir", "json_ready"]
+
+# The support that sampling keeps generated jets in leaves out this fraction of the training
+# jets at each end of each feature: the outermost few of 10^5 jets, whose extremes a fresh real
+# sample rarely reaches (so jets generated there would count as outside its range).
+SUPPORT_TAIL = 1e-4
 
 
 class RunDir:
@@ -139,16 +144,18 @@ class RunDir:
         return cond
 
     def write_support(self, clouds: np.ndarray) -> None:
-        """Save the range of each support feature of the training clouds (n, N, 4)."""
+        """Save the support of the training clouds (n, N, 4): for each support feature, the
+        range between its ``SUPPORT_TAIL`` and 1 - ``SUPPORT_TAIL`` quantiles."""
         from physgan.metrics.support import SUPPORT_FEATURES, support_features
 
-        feats = support_features(clouds)
+        lo, hi = np.quantile(support_features(clouds), [SUPPORT_TAIL, 1 - SUPPORT_TAIL], axis=0)
         self.write_json(
             self.support,
             {
                 "features": list(SUPPORT_FEATURES),
-                "min": feats.min(axis=0).tolist(),
-                "max": feats.max(axis=0).tolist(),
+                "tail": SUPPORT_TAIL,
+                "min": lo.tolist(),
+                "max": hi.tolist(),
             },
         )
 

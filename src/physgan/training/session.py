@@ -37,7 +37,7 @@ from physgan.training.checkpoint import checkpoint_step, load_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
-from physgan.training.selection import Selector
+from physgan.training.selection import Selector, jet_scorer, mode_scorer
 from physgan.training.signals import stop_on_signals
 from physgan.training.state import TrainingState
 from physgan.version import __version__
@@ -120,10 +120,11 @@ def run_training(
     try:
         data = load_data(config, progress and lead)
         cloud = is_cloud(data.sample_shape)
-        if t.select_every is not None and not (cloud and config.model.family == "gan"):
+        toy = data.truth is not None and data.cond_train is None
+        if t.select_every is not None and not (cloud or toy):
             raise ConfigError(
-                "config: train.select_every: model selection scores the jets of a GAN "
-                "(particle clouds)"
+                "config: train.select_every: model selection scores jets (particle clouds) "
+                "or the unconditional built-in toys, whose density is known"
             )
         transform = fit_transform(config, data.x_train, cloud)
     except PhysganError:
@@ -176,17 +177,20 @@ def run_training(
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
     if t.select_every is not None and lead:
-        selector = Selector(
-            run.best,
-            every=t.select_every,
-            holdout=data.x_holdout,
-            cond=None
-            if data.cond_holdout is None
-            else cond_transform.forward(data.cond_holdout).astype("float32"),
-            inverse=transform.inverse,
-            n_samples=t.select_samples,
-            seed=config.seed,
-        )
+        if cloud:
+            scorer = jet_scorer(
+                data.x_holdout,
+                None
+                if data.cond_holdout is None
+                else cond_transform.forward(data.cond_holdout).astype("float32"),
+                transform.inverse,
+                t.select_samples,
+                config.seed,
+            )
+        else:
+            assert data.truth is not None  # checked with the data
+            scorer = mode_scorer(data.truth, transform.inverse, t.select_samples, config.seed)
+        selector = Selector(run.best, every=t.select_every, scorer=scorer)
         evaluate_fn = _with_selection(evaluate_fn, selector)
     logger = MetricsLogger(
         run.metrics,
