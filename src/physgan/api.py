@@ -227,7 +227,7 @@ def demo(
         folder = out / f"pretrained-{pretrained}"
         metrics = evaluate(name, n=n_fresh, seed=seed, reference=reference, out=folder)
         speed = fastsim_speed(name, seed=seed, threads=1)
-        label = f"{name}: the shipped generator (hours of CPU training), on jets it never saw"
+        label = f"{name}: the shipped generator, trained once on a CPU, on jets it never saw"
         shipped = DemoPart(label, name, metrics, speed, folder / "report.html")
     run_dir = out / "run"
     result = train(config, run_dir, resume=True, progress=progress)
