@@ -250,7 +250,7 @@ def evaluate_run(
     drawn as :func:`physgan.api.sample` draws them (``rejection``, ``weights``: as there).
     """
     run, config, meta, state = load_run(run_dir, weights)
-    out_dir = run.root if out is None and not run.shipped else Path(out or run_dir_name(run))
+    out_dir = run.root if out is None and not run.shipped else Path(out or _shipped_out(run))
     if rejection is None:
         rejection = config.sample.rejection
     data: TrainingData | None = None
@@ -295,7 +295,7 @@ def evaluate_run(
             scored.figures += [(f"{name} jets: {c}", fig) for c, fig in by_class.figures]
     result = json_ready(summary | scored.metrics)
     out_dir.mkdir(parents=True, exist_ok=True)
-    RunDir(out_dir).write_json(out_dir / run.evaluation.name, result)
+    run.write_json(out_dir / run.evaluation.name, result)
 
     source = config.data.path or config.data.name
     provenance: dict[str, Any] = {
@@ -324,7 +324,7 @@ def evaluate_run(
     return result
 
 
-def run_dir_name(run: RunDir) -> str:
+def _shipped_out(run: RunDir) -> str:
     """Where a shipped generator's evaluation goes by default: ``pretrained-NAME``."""
     return f"pretrained-{run.root.name}"
 

@@ -161,7 +161,7 @@ def sample_with_conditions(
     if rejection is None:
         rejection = config.sample.rejection
     transform = transform_from_dict(run.read_json(run.transform))
-    used = None
+    used = net_cond = None
     if rejection:
         if meta["cond_dim"] or cond is not None:
             raise ConfigError("sample.rejection: supported for unconditional runs only")
@@ -172,10 +172,8 @@ def sample_with_conditions(
         if calibrates and getattr(state, "calibrated", None) is None:
             x_train = transform.forward((data if data is not None else load_data(config)).x_train)
         x_norm = _generate_rejected(config, state, x_train, n, seed)
-        net_cond = None
     else:
         used = _conditions(run, config, meta, cond, n, seed, data)
-        net_cond = None
         if used is not None:
             net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
         x_norm = generate(state.sampler, n, net_cond, seed)
@@ -211,15 +209,23 @@ def _within_support(
     # generator meets only to rounding: drawing again would not help, so it is not checked.
     lo, hi = box
     live = hi > lo
+
+    def outside(jets: np.ndarray) -> np.ndarray:
+        feats = support_features(jets)[:, live]
+        return ((feats < lo[live]) | (feats > hi[live])).any(axis=1)
+
+    redraw = np.flatnonzero(outside(x))
     for attempt in range(rounds):
-        feats = support_features(x)[:, live]
-        outside = np.flatnonzero(((feats < lo[live]) | (feats > hi[live])).any(axis=1))
-        if not len(outside):
+        if not len(redraw):
             return x
-        c = None if cond is None else cond[outside]
-        again = generate(model, len(outside), c, derive_seed(seed, Stream.SUPPORT, attempt))
-        x[outside] = _physical(transform, again)
-    log.warning("%d jets still outside the training support after %d draws", len(outside), rounds)
+        c = None if cond is None else cond[redraw]
+        again = generate(model, len(redraw), c, derive_seed(seed, Stream.SUPPORT, attempt))
+        x[redraw] = _physical(transform, again)
+        redraw = redraw[outside(x[redraw])]  # only the jets just drawn can have changed
+    if len(redraw):
+        log.warning(
+            "%d jets still outside the training support after %d draws", len(redraw), rounds
+        )
     return x
 
 
