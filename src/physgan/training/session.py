@@ -37,6 +37,7 @@ from physgan.training.checkpoint import checkpoint_step, load_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
+from physgan.training.schedule import with_lr_decay
 from physgan.training.selection import Selector, jet_scorer, mode_scorer
 from physgan.training.signals import stop_on_signals
 from physgan.training.state import TrainingState
@@ -58,7 +59,16 @@ class TrainResult:
     stopped_by: str | None = None
 
 
-_MAY_CHANGE = {"steps", "device", "compile"}  # train settings a resume may change
+# Train settings a resume may change: how long, the schedule ahead, and where the loop runs.
+_MAY_CHANGE = {"steps", "lr_decay_from", "device", "compile"}
+
+
+def _resumed_config(saved: dict[str, Any], config: Config) -> dict[str, Any]:
+    """The run's config.yaml with the train settings this resume may change, as now set."""
+    saved = parse_config(saved).to_dict()
+    now = config.to_dict()["train"]
+    saved["train"] |= {k: now[k] for k in _MAY_CHANGE}
+    return saved
 
 
 def _check_resumable(saved: dict[str, Any], config: Config) -> None:
@@ -74,7 +84,8 @@ def _check_resumable(saved: dict[str, Any], config: Config) -> None:
         if old_value != new_value:
             raise ConfigError(
                 f"config: {section}: differs from the run's config.yaml; --resume continues "
-                "the same run (only train.steps, train.device and train.compile may change)"
+                "the same run (only train.steps, train.lr_decay_from, train.device and "
+                "train.compile may change)"
             )
 
 
@@ -153,6 +164,7 @@ def run_training(
         load_checkpoint(run.checkpoint, state)
         if lead:
             run.truncate_metrics(state.step)
+            run.write_config(_resumed_config(run.read_config(), config))
     elif lead:
         meta = {
             "physgan_version": __version__,
@@ -176,6 +188,7 @@ def run_training(
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
+    step_fn = with_lr_decay(step_fn, t.lr_decay_from, t.steps)
     if t.select_every is not None and lead:
         if cloud:
             scorer = jet_scorer(
@@ -265,6 +278,8 @@ def _roll_back(state: TrainingState, run: RunDir, why: str, lead: bool) -> None:
     for opt in state.optimizers().values():
         for group in opt.param_groups:
             group["lr"] /= 2
+            if "base_lr" in group:  # the rate the decay schedule starts from
+                group["base_lr"] /= 2
     log.warning("%s: rolled back to step %d with halved learning rates", why, state.step)
 
 
