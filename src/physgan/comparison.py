@@ -27,7 +27,8 @@ from physgan.atomic import write_atomic
 from physgan.data.transforms import transform_from_dict
 from physgan.errors import ConfigError
 from physgan.evaluation import data_kind, evaluate_samples
-from physgan.generation import CHUNK, load_run, sample_run
+from physgan.generation import load_run, sample_run
+from physgan.models.draw import CHUNK
 from physgan.report.plots import ComparisonPanel, comparison_figure
 from physgan.report.theory_figure import save_figure
 from physgan.training.builder import load_data

@@ -31,6 +31,7 @@ from physgan.data.jets import canonical_cloud
 from physgan.data.toy import GaussianMixture
 from physgan.errors import ConfigError
 from physgan.metrics import mode_stats, outlier_fraction, w1m, w1p
+from physgan.models.draw import draw
 from physgan.training.checkpoint import read_weights, save_weights
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import TrainingState
@@ -43,26 +44,9 @@ Scorer = Callable[[nn.Module], tuple[dict[str, float], float]]
 """The sampling generator -> (the row to log, the score; lower is better)."""
 
 
-@torch.no_grad()
-def _generate(
-    G: nn.Module, n: int, cond: torch.Tensor | None, seed: int, chunk: int = 1024
-) -> np.ndarray:
+def _generate(G: nn.Module, n: int, cond: torch.Tensor | None, seed: int) -> np.ndarray:
     """``n`` samples of ``G`` in network units from the same latent draws for a given seed."""
-    gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SELECT))
-    was_training = G.training
-    G.eval()
-    try:
-        z = G.sample_latent(n, generator=gen)
-        c = None if cond is None else cond.to(z.device)
-        x = torch.cat(
-            [
-                G(z[i : i + chunk], None if c is None else c[i : i + chunk])
-                for i in range(0, n, chunk)
-            ]
-        )
-    finally:
-        G.train(was_training)
-    return x.float().cpu().numpy()
+    return draw(G, n, cond, torch.Generator().manual_seed(derive_seed(seed, Stream.SELECT)))
 
 
 def jet_scorer(
