@@ -1,5 +1,7 @@
 """The same loop on a GPU: device, precision, compile and streaming (run where torch sees one)."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -46,3 +48,13 @@ def test_a_streamed_run_on_the_gpu_matches_resume(tmp_path, assert_same_weights)
     api.train(config, tmp_path / "parts", overrides=("train.steps=12",))
     api.train(config, tmp_path / "parts", resume=True)
     assert_same_weights(tmp_path / "whole", tmp_path / "parts")
+
+
+def test_model_selection_scores_a_cuda_run(tiny_config, tmp_path):
+    tiny_config["train"].update(device="cuda", select_every=20, select_samples=500)
+    api.train(tiny_config, tmp_path / "run")
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    rows = [r for r in map(json.loads, lines) if "val_score" in r]
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    assert all(np.isfinite(r["val_score"]) for r in rows)
+    assert (tmp_path / "run" / "best.safetensors").is_file()
