@@ -32,12 +32,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _errorbar(ax):
-    """(x, y, yerr) of the one errorbar series on ``ax``."""
+    """(x, y, yerr) of the points drawn by the one errorbar series on ``ax`` (none at NaN)."""
     (container,) = ax.containers
     data_line, _, (bars,) = container.lines
-    x, y = data_line.get_xdata(), data_line.get_ydata()
-    yerr = np.array([(seg[1][1] - seg[0][1]) / 2 for seg in bars.get_segments()])
-    return np.asarray(x), np.asarray(y), yerr
+    x, y = np.asarray(data_line.get_xdata()), np.asarray(data_line.get_ydata())
+    drawn = np.isfinite(y)
+    segments = [seg for seg, ok in zip(bars.get_segments(), drawn, strict=True) if ok]
+    yerr = np.array([(seg[1][1] - seg[0][1]) / 2 for seg in segments])
+    return x[drawn], y[drawn], yerr
 
 
 def _cloud(rng, n_jets, n_particles, n_real):
@@ -116,6 +118,61 @@ def test_ratio_histogram_integer_bins_and_log():
     np.testing.assert_allclose(
         top.patches[1].get_data().values, np.histogram(real, edges, density=True)[0]
     )
+
+
+def test_ratio_histogram_errors_match_the_closed_form_by_hand():
+    # Bins [0, 1), [1, 2), [2, 3]: real has counts n = (4, 1, 0) in range and one entry above,
+    # generated m = (1, 2, 3). Densities are counts / (in-range entries * width 1).
+    real = [0.5] * 4 + [1.5] + [7.0]
+    gen = [0.5] + [1.5] * 2 + [2.5] * 3
+    fig = ratio_histogram(real, gen, bins=[0.0, 1.0, 2.0, 3.0], label="x")
+    top, bottom = fig.axes
+    assert [t.get_text() for t in top.get_legend().get_texts()] == [
+        "real (N=6)",
+        "generated (N=6)",
+    ]
+    np.testing.assert_allclose(top.patches[1].get_data().values, [4 / 5, 1 / 5, 0.0])
+
+    x, y, yerr = _errorbar(top)
+    np.testing.assert_allclose(x, [0.5, 1.5, 2.5])
+    np.testing.assert_allclose(y, [1 / 6, 2 / 6, 3 / 6])
+    np.testing.assert_allclose(yerr, np.sqrt([1, 2, 3]) / 6)  # sqrt(m) / (6 * width)
+
+    # Ratio (m / 6) / (n / 5), error ratio * sqrt(1/m + 1/n); none where real is empty.
+    x, y, yerr = _errorbar(bottom)
+    np.testing.assert_allclose(x, [0.5, 1.5])
+    np.testing.assert_allclose(y, [5 / 24, 10 / 6])
+    np.testing.assert_allclose(yerr, [5 / 24 * np.sqrt(1 + 1 / 4), 10 / 6 * np.sqrt(1 / 2 + 1)])
+
+
+def test_ratio_histogram_last_bin_holds_the_maximum_as_in_numpy():
+    fig = ratio_histogram([0.0, 1.0, 2.0, 3.0], [0.0, 3.0], bins=3, label="x")
+    top, bottom = fig.axes
+    np.testing.assert_allclose(top.patches[1].get_data().values, [0.25, 0.25, 0.5])
+    x, y, _ = _errorbar(bottom)
+    np.testing.assert_allclose(x, [0.5, 1.5, 2.5])
+    np.testing.assert_allclose(y, [2.0, 0.0, 1.0])
+
+
+def test_figures_draw_the_same_png_twice_without_font_warnings(caplog):
+    # Fonts come with mplhep-data (no download); mathtext is drawn after the style's context.
+    def pngs():
+        rng = np.random.default_rng(8)
+        cloud = _cloud(rng, 50, 6, rng.integers(1, 7, 50))
+        figs = [
+            *particle_histograms(cloud, cloud[::-1], bins=8),
+            mean_images(rng.exponential(1.0, (4, 5, 5)), np.ones((3, 5, 5))),
+        ]
+        images = []
+        for fig in figs:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=50)
+            images.append(buffer.getvalue())
+        return images
+
+    with caplog.at_level("WARNING", logger="matplotlib"):
+        assert pngs() == pngs()
+    assert caplog.records == []
 
 
 def test_feature_histograms_label_each_column():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +306,7 @@ def evaluate_run(
         "evaluation seed": seed,
         "samples compared": f"{n_compared} generated vs {n_compared} real (floor: real vs real)",
         "data": source,
-        "evaluated at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "evaluated at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if config.data.path is not None and Path(config.data.path).is_file():
         provenance["data SHA-256"] = _sha256(Path(config.data.path))

@@ -1,9 +1,11 @@
-"""Plots of generated against real data, the way physicists read them (in the look of mplhep).
+"""Plots of generated against real data, the way physicists read them: mplhep over hist.
 
 Every function is pure: it takes arrays and returns a new :class:`matplotlib.figure.Figure`
 (object API, no pyplot), styled inside ``matplotlib.rc_context`` so no global style leaks out.
-Histograms are normalised to unit area; statistical errors are Poisson, sqrt(N) per bin, scaled
-the same way. Layouts are those of :mod:`physgan.data.jets` and :mod:`physgan.data.images`.
+Histograms are :mod:`hist` histograms with weighted storage, normalised to unit area over the
+bins: the variance of a bin with n entries is n scaled the same way (Poisson), and mplhep draws
+it as error bars and propagates it into the ratio panel. Layouts are those of
+:mod:`physgan.data.jets` and :mod:`physgan.data.images`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
+import hist
 import matplotlib as mpl
+import mplhep as mh
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -35,22 +39,16 @@ __all__ = [
     "training_curves",
 ]
 
-# mplhep's look with plain matplotlib: ticks inside on all four sides, minor ticks, no frames.
-_STYLE = {
-    "xtick.direction": "in",
-    "ytick.direction": "in",
-    "xtick.top": True,
-    "ytick.right": True,
-    "xtick.minor.visible": True,
-    "ytick.minor.visible": True,
-    "xtick.major.size": 6,
-    "ytick.major.size": 6,
-    "legend.frameon": False,
+# mplhep's ROOT look (its fonts ship with mplhep-data: nothing is downloaded), text sized for
+# figures of about 6 inches rather than the style's 10. Settings matplotlib reads only when a
+# figure is drawn (mathtext, the minus sign, savefig) are left out: callers draw the figure
+# after this style's context has closed, so they would apply to half the figure.
+_DRAWN_LATER = ("mathtext.", "axes.unicode_minus", "savefig.")
+_STYLE = {k: v for k, v in mh.style.ROOT.items() if not k.startswith(_DRAWN_LATER)} | {
+    "font.size": 15,
     "axes.titlesize": "medium",
 }
 _REAL_COLOUR, _GEN_COLOUR = "tab:blue", "black"
-# The ratio panel shows 0..2: beyond a factor 2 a bin is plainly wrong and the points leave it.
-_RATIO_LIMITS = (0.0, 2.0)
 
 PARTICLE_LABELS = (
     (r"particle $\eta^\mathrm{rel}$", None, False),
@@ -82,12 +80,6 @@ _CURVE_PANELS = (
 )
 
 
-class _Hist(NamedTuple):
-    counts: np.ndarray  # entries per bin
-    density: np.ndarray  # counts / (in-range entries * bin width)
-    error: np.ndarray  # sqrt(counts), scaled like density
-
-
 def _finite(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     """``x`` as a float array of ``ndim`` dimensions, non-empty and finite, or a DataError."""
     arr = np.asarray(x, dtype=float)
@@ -100,10 +92,16 @@ def _finite(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def _histogram(x: np.ndarray, edges: np.ndarray) -> _Hist:
-    counts, _ = np.histogram(x, bins=edges)
-    scale = max(counts.sum(), 1) * np.diff(edges)
-    return _Hist(counts, counts / scale, np.sqrt(counts) / scale)
+def _density(x: np.ndarray, edges: np.ndarray, label: str) -> hist.Hist:
+    """Entries of ``x`` per bin over ``edges``, scaled to unit area: values in 1/unit of x.
+
+    As in ``np.histogram`` the last bin holds its upper edge (the sample maximum, with bins
+    from a count), so that edge moves up by one ulp for hist, whose bins are half-open.
+    """
+    edges = np.append(edges[:-1], np.nextafter(edges[-1], np.inf))
+    counts = hist.Hist(hist.axis.Variable(edges, label=label), storage=hist.storage.Weight())
+    counts.fill(x)
+    return counts / (max(counts.sum().value, 1.0) * np.diff(edges))
 
 
 def _axis_label(label: str, unit: str | None) -> str:
@@ -148,45 +146,40 @@ def ratio_histogram(
         edges = _finite(bins, "bins", 1)
         if edges.size < 2 or np.any(np.diff(edges) <= 0):
             raise DataError("bins must be at least 2 strictly increasing edges")
-    real_h, gen_h = _histogram(real_x, edges), _histogram(gen_x, edges)
-    centres = (edges[:-1] + edges[1:]) / 2
+    xlabel = _axis_label(label, unit)
+    real_h, gen_h = _density(real_x, edges, xlabel), _density(gen_x, edges, xlabel)
 
     with mpl.rc_context(_STYLE):
         fig = Figure(figsize=(6.0, 5.5), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
-        top.stairs(real_h.density, edges, fill=True, color=_REAL_COLOUR, alpha=0.3)
-        top.stairs(real_h.density, edges, color=_REAL_COLOUR, label=f"real (N={real_x.size})")
-        shown = gen_h.counts > 0
-        top.errorbar(
-            centres[shown],
-            gen_h.density[shown],
-            yerr=gen_h.error[shown],
-            fmt="o",
-            ms=3,
+        mh.histplot(real_h, ax=top, histtype="fill", color=_REAL_COLOUR, alpha=0.3)
+        mh.histplot(real_h, ax=top, yerr=False, color=_REAL_COLOUR, label=f"real (N={real_x.size})")
+        # Empty generated bins get no point (NaN), as in the ratio where real is empty.
+        mh.histplot(
+            np.where(gen_h.values() > 0, gen_h.values(), np.nan),
+            gen_h.axes[0].edges,
+            w2=gen_h.variances(),
+            w2method="sqrt",
+            ax=top,
+            histtype="errorbar",
             color=_GEN_COLOUR,
             label=f"generated (N={gen_x.size})",
         )
+        top.set_xlabel("")  # the ratio panel below carries it
         top.set_ylabel(f"density [1/{unit}]" if unit else "density")
         if log:
             top.set_yscale("log")
         top.set_title(f"{label}: generated vs real")
         top.legend()
-
-        has_real = real_h.counts > 0
-        d_real, d_gen = real_h.density[has_real], gen_h.density[has_real]
-        ratio = d_gen / d_real
-        # sigma(g / r)^2 = (sigma_g / r)^2 + (g sigma_r / r^2)^2, finite also where g = 0.
-        ratio_error = np.hypot(
-            gen_h.error[has_real] / d_real, d_gen * real_h.error[has_real] / d_real**2
+        mh.comp.comparison(
+            gen_h,
+            real_h,
+            bottom,
+            xlabel=xlabel,
+            comparison="ratio",
+            comparison_ylabel="gen. / real",
+            color=_GEN_COLOUR,
         )
-        bottom.axhline(1.0, color=_REAL_COLOUR, lw=1.0)
-        bottom.errorbar(
-            centres[has_real], ratio, yerr=ratio_error, fmt="o", ms=3, color=_GEN_COLOUR
-        )
-        bottom.set_ylim(*_RATIO_LIMITS)
-        bottom.set_ylabel("gen. / real")
-        bottom.set_xlabel(_axis_label(label, unit))
-        bottom.set_xlim(edges[0], edges[-1])
     return fig
 
 
@@ -467,15 +460,7 @@ def _draw_panel(ax: Any, panel: ComparisonPanel) -> None:
     else:
         real, gen, label = real.reshape(len(real), -1)[:, 0], gen.reshape(len(gen), -1)[:, 0], "x1"
     edges = np.histogram_bin_edges(np.concatenate([real, gen]), bins=40)
-    ax.hist(
-        real,
-        bins=edges,
-        density=True,
-        histtype="stepfilled",
-        alpha=0.3,
-        color=_REAL_COLOUR,
-        label="real",
-    )
-    ax.hist(gen, bins=edges, density=True, histtype="step", color=_GEN_COLOUR, label="generated")
-    ax.set_xlabel(label)
+    real_h, gen_h = _density(real, edges, label), _density(gen, edges, label)
+    mh.histplot(real_h, ax=ax, histtype="fill", color=_REAL_COLOUR, alpha=0.3, label="real")
+    mh.histplot(gen_h, ax=ax, yerr=False, color=_GEN_COLOUR, label="generated")
     ax.legend()
