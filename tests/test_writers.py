@@ -305,3 +305,20 @@ def test_a_sampled_file_is_training_data(trained, tmp_path):
     result = api.train(cfg, tmp_path / "retrained")
     assert result.run_dir.is_dir()
     assert sampled.shape == (200, 8, 4)
+
+
+def test_a_sampled_file_reads_whole_and_trains_on_its_known_conditions(trained, tmp_path):
+    run, _ = trained
+    path = tmp_path / "s.h5"
+    api.sample(run, 200, seed=4, out=path)
+    arrays = load(path)  # every array, the unknown eta (NaN) included
+    assert set(arrays) >= {"particles", "jets"}
+    assert np.isnan(arrays["jets"][:, 1]).all()
+    assert np.isfinite(arrays["jets"][:, [0, 2, 3]]).all()
+    assert api.train(config(path, steps=2), tmp_path / "on-pt").step == 2
+    with pytest.raises(DataError, match=r"jets: eta is unknown \(NaN\) from row 0 on"):
+        api.train(config(path, steps=2, condition_on=("eta",)), tmp_path / "on-eta")
+    with h5py.File(path, "r+") as fh:
+        fh["jets"][5, 0] = np.inf
+    with pytest.raises(DataError, match=r"jets holds inf \(first at row 5: inf\)"):
+        load(path)

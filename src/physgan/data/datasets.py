@@ -171,9 +171,17 @@ def _jet_conditions(path: str | Path, names: list[str], n: int) -> np.ndarray:
         raise DataError(
             f"{path}: data.condition_on needs a jet file (particles + jets); it has no 'jets'"
         ) from None
-    if jets.shape != (n, len(JET_FEATURES)) or not np.isfinite(jets).all():
+    if jets.shape != (n, len(JET_FEATURES)):
         raise DataError(
-            f"{path}: jets must be {n} finite rows of {len(JET_FEATURES)} features "
+            f"{path}: jets must be {n} rows of {len(JET_FEATURES)} features "
             f"({', '.join(JET_FEATURES)}), got shape {jets.shape}"
         )
-    return jets[:, [JET_FEATURES.index(name) for name in names]].astype(np.float32)
+    cond = jets[:, [JET_FEATURES.index(name) for name in names]]
+    for name, column in zip(names, cond.T, strict=True):
+        if not np.isfinite(column).all():
+            row = int((~np.isfinite(column)).argmax())
+            raise DataError(
+                f"{path}: jets: {name} is unknown (NaN) from row {row} on, as in a file a "
+                f"generator wrote without that condition; data.condition_on cannot use it"
+            )
+    return cond.astype(np.float32)

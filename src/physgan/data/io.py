@@ -315,6 +315,9 @@ def _read_parquet(src: Source, select: Select, rows: slice | None) -> dict[str, 
     )
 
 
+_JETS = "jets"  # the jet features of a jet file (physgan.data.jets.JET_FEATURES)
+
+
 def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Refuse non-numbers, arrays without rows, NaN/inf and row counts that disagree."""
     if not arrays:
@@ -328,11 +331,15 @@ def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.nda
             raise DataError(f"{src}: {name} has shape {arr.shape}, no values in its rows")
         if arr.dtype.kind == "f":
             flat = arr.reshape(arr.shape[0], -1)
-            bad = ~np.isfinite(flat)
+            # A generated file's jets are NaN where the generator did not make the feature
+            # (eta; pt and mass without a pt condition): unknown, not corrupt.
+            unknown_allowed = name == _JETS
+            bad = np.isinf(flat) if unknown_allowed else ~np.isfinite(flat)
             if bad.any():
                 row = int(bad.any(axis=1).argmax())
                 value = flat[row][bad[row]][0]
-                raise DataError(f"{src}: {name} holds NaN or inf (first at row {row}: {value})")
+                what = "inf" if unknown_allowed else "NaN or inf"
+                raise DataError(f"{src}: {name} holds {what} (first at row {row}: {value})")
     counts = {name: arr.shape[0] for name, arr in arrays.items()}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{name} {n}" for name, n in counts.items())
