@@ -124,7 +124,9 @@ def _jet_notes(known: Mapping[str, np.ndarray], cond_names: Sequence[str]) -> di
     """Attributes of a generated ``jets`` array: where each feature comes from, what is NaN."""
     notes = {
         "origin": "pt, eta: the generator's conditions; mass: the real particles' invariant "
-        "mass (massless particles) times pt; n_particles: the real generated particles"
+        "mass (massless particles) times pt; n_particles: the real generated particles. A "
+        "simulated file's mass is the whole jet's (all constituents, not only the stored "
+        "particles): compare the particles' mass, computed alike, across the two"
     }
     unknown = []
     for name, also in (("pt", " and mass"), ("eta", "")):
