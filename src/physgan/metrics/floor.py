@@ -34,18 +34,22 @@ class FloorResult(NamedTuple):
 def verdict(value: float, floor: float, floor_std: float, ideal: float = 0.0) -> str:
     """``"matches"`` within the floor's spread, else how many floors the value is.
 
-    Distances from ``ideal`` (0 for a distance, 0.5 for a classifier AUC) are compared.
+    Distances from ``ideal`` (0 for a distance, 0.5 for a classifier AUC) are compared. A floor
+    closer to the ideal than its own spread (KPD, AUC, FPD at large n) is noise around the
+    ideal, and a ratio to it would be noise too: the value is then given in floor spreads.
 
     >>> verdict(1.1, 1.0, 0.2), verdict(3.0, 1.0, 0.2), verdict(0.5, 0.0, 0.0)
     ('matches', '3.0x floor', 'above a zero floor')
-    >>> verdict(0.9, 0.45, 0.02, ideal=0.5)
-    '8.0x floor'
+    >>> verdict(0.9, 0.45, 0.02, ideal=0.5), verdict(0.607, 0.5002, 0.024, ideal=0.5)
+    ('8.0x floor', "4.5x the floor's spread")
     """
     excess, floor_excess = abs(value - ideal), abs(floor - ideal)
     if excess <= floor_excess + floor_std:
         return "matches"
-    if floor_excess <= 0:
+    if max(floor_excess, floor_std) <= 0:
         return "above a zero floor"
+    if floor_excess < floor_std:
+        return f"{excess / floor_std:.1f}x the floor's spread"
     return f"{excess / floor_excess:.1f}x floor"
 
 
