@@ -14,6 +14,31 @@ def gaussian_file(tmp_path):
 
 
 @pytest.fixture
+def train_until_crash(monkeypatch):
+    """Train a config into a run directory and crash right after step ``at`` (its callbacks,
+    checkpoint and metrics line of that step written), as a killed run would stop."""
+    from physgan import api
+    from physgan.training import callbacks, session
+
+    class Crash(RuntimeError):
+        pass
+
+    def run(config, out, at):
+        class CrashingCheckpointer(callbacks.Checkpointer):
+            def on_step(self, state, logs):
+                super().on_step(state, logs)
+                if state.step == at:
+                    raise Crash
+
+        with monkeypatch.context() as m:
+            m.setattr(session, "Checkpointer", CrashingCheckpointer)
+            with pytest.raises(Crash):
+                api.train(config, out)
+
+    return run
+
+
+@pytest.fixture
 def assert_same_weights():
     """A check that two run directories hold bit-identical checkpoints (every tensor)."""
     from safetensors.numpy import load_file

@@ -6,7 +6,6 @@ import yaml
 
 from physgan import api
 from physgan.errors import ConfigError
-from physgan.training import callbacks, session
 from physgan.training.schedule import decay_factor, with_lr_decay
 
 
@@ -56,24 +55,11 @@ def test_each_step_runs_at_its_scheduled_rates():
 
 
 def test_a_decaying_run_resumes_bit_identically_and_may_change_the_decay(
-    tiny_config, tmp_path, monkeypatch, assert_same_weights
+    tiny_config, tmp_path, train_until_crash, assert_same_weights
 ):
     cfg = {**tiny_config, "train": {**tiny_config["train"], "lr_decay_from": 30}}
     api.train(cfg, tmp_path / "straight")
-
-    class Crash(RuntimeError):
-        pass
-
-    class CrashingCheckpointer(callbacks.Checkpointer):
-        def on_step(self, state, logs):
-            super().on_step(state, logs)
-            if state.step == 50:  # in the decay, after the checkpoint at 40
-                raise Crash
-
-    with monkeypatch.context() as m:
-        m.setattr(session, "Checkpointer", CrashingCheckpointer)
-        with pytest.raises(Crash):
-            api.train(cfg, tmp_path / "killed")
+    train_until_crash(cfg, tmp_path / "killed", at=50)  # in the decay, checkpoint at 40
     api.train(cfg, tmp_path / "killed", resume=True)
     assert_same_weights(tmp_path / "straight", tmp_path / "killed")
 

@@ -9,7 +9,6 @@ from safetensors.numpy import load_file
 from physgan import api
 from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES
-from physgan.training import callbacks, session
 
 
 def _tensors(run_dir):
@@ -63,23 +62,10 @@ def test_tiny_run_learns_a_1d_gaussian(loss, precision, gaussian_file, tmp_path)
 
 
 def test_resume_after_a_crash_gives_bit_identical_weights_and_metrics(
-    tiny_config, tmp_path, monkeypatch, assert_same_weights
+    tiny_config, tmp_path, train_until_crash, assert_same_weights
 ):
     api.train(tiny_config, tmp_path / "straight")
-
-    class Crash(RuntimeError):
-        pass
-
-    class CrashingCheckpointer(callbacks.Checkpointer):
-        def on_step(self, state, logs):
-            super().on_step(state, logs)
-            if state.step == 50:  # after the checkpoint at 40 and the metrics line at 50
-                raise Crash
-
-    with monkeypatch.context() as m:
-        m.setattr(session, "Checkpointer", CrashingCheckpointer)
-        with pytest.raises(Crash):
-            api.train(tiny_config, tmp_path / "killed")
+    train_until_crash(tiny_config, tmp_path / "killed", at=50)  # checkpoint at 40, metrics at 50
     lines = (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1])["step"] == 50
 
