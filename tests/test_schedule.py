@@ -57,7 +57,7 @@ def test_each_step_runs_at_its_scheduled_rates():
 def test_a_decaying_run_resumes_bit_identically_and_may_change_the_decay(
     tiny_config, tmp_path, train_until_crash, assert_same_weights
 ):
-    cfg = {**tiny_config, "train": {**tiny_config["train"], "lr_decay_from": 30}}
+    cfg = {**tiny_config, "train": {**tiny_config["train"], "lr_decay": 0.5}}  # from step 30
     api.train(cfg, tmp_path / "straight")
     train_until_crash(cfg, tmp_path / "killed", at=50)  # in the decay, checkpoint at 40
     api.train(cfg, tmp_path / "killed", resume=True)
@@ -69,13 +69,13 @@ def test_a_decaying_run_resumes_bit_identically_and_may_change_the_decay(
         tiny_config,
         tmp_path / "later",
         resume=True,
-        overrides=("train.steps=80", "train.lr_decay_from=60"),
+        overrides=("train.steps=80", "train.lr_decay=0.25"),
     )
     train = yaml.safe_load((tmp_path / "later" / "config.yaml").read_text())["train"]
-    assert (train["steps"], train["lr_decay_from"]) == (80, 60)
+    assert (train["steps"], train["lr_decay"]) == (80, 0.25)
 
 
-def test_a_decay_that_starts_after_the_end_is_refused(tiny_config, tmp_path):
-    with pytest.raises(ConfigError, match="lr_decay_from: 60 is not below steps = 60"):
-        api.train(tiny_config, tmp_path / "run", overrides=("train.lr_decay_from=60",))
+def test_a_decay_over_more_than_every_step_is_refused(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match=r"train\.lr_decay"):
+        api.train(tiny_config, tmp_path / "run", overrides=("train.lr_decay=1.5",))
     assert not (tmp_path / "run").exists()

@@ -227,9 +227,9 @@ class TrainConfig(_Section):
     betas_g: tuple[Beta, Beta] = (0.5, 0.999)  # Adam betas of G (of a VAE or flow: 0.9, 0.999)
     betas_d: tuple[Beta, Beta] = (0.5, 0.999)
     ema: Annotated[float, Field(gt=0, lt=1)] | None = 0.999  # EMA decay of G; None: off
-    # From this generator step on, every learning rate falls linearly to 0 at train.steps
-    # (physgan.training.schedule); None: constant. A resume may change it.
-    lr_decay_from: Annotated[int, Field(ge=0)] | None = None
+    # The last share of train.steps over which every learning rate falls linearly to 0 (0.4:
+    # from step 0.6 steps on; physgan.training.schedule); None: constant. A resume may change it.
+    lr_decay: Annotated[float, Field(gt=0, le=1)] | None = None
     log_every: PositiveInt = 100  # steps between metrics.jsonl lines
     checkpoint_every: PositiveInt = 1_000  # steps between checkpoints (and one at the end)
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
@@ -252,10 +252,6 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
-        if self.lr_decay_from is not None and self.lr_decay_from >= self.steps:
-            raise ValueError(
-                f"lr_decay_from: {self.lr_decay_from} is not below steps = {self.steps}"
-            )
         if self.select_every is not None and self.select_every % self.log_every:
             raise ValueError(
                 f"select_every: {self.select_every} is not a multiple of log_every = "

@@ -1,4 +1,4 @@
-"""The learning-rate schedule: constant, then (``train.lr_decay_from``) a linear fall to 0.
+"""The learning-rate schedule: constant, then (``train.lr_decay``) a linear fall to 0.
 
 The rate of step k depends on k alone, so a resumed run follows the same schedule. Each
 parameter group keeps its undecayed rate under ``base_lr`` (saved with the optimiser's state),
@@ -12,7 +12,17 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["decay_factor", "with_lr_decay"]
+__all__ = ["decay_factor", "decay_start", "with_lr_decay"]
+
+
+def decay_start(steps: int, share: float | None) -> int | None:
+    """The step from which the learning rates fall, for a decay over the last ``share`` of
+    ``steps`` (None: no decay).
+
+    >>> decay_start(100_000, 0.4), decay_start(10, 1.0), decay_start(10, None)
+    (60000, 0, None)
+    """
+    return None if share is None else round(steps * (1 - share))
 
 
 def decay_factor(step: int, start: int | None, end: int) -> float:

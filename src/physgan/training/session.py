@@ -37,7 +37,7 @@ from physgan.training.checkpoint import checkpoint_step, load_checkpoint
 from physgan.training.loop import Callback, fit
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
-from physgan.training.schedule import with_lr_decay
+from physgan.training.schedule import decay_start, with_lr_decay
 from physgan.training.selection import Selector, jet_scorer, mode_scorer
 from physgan.training.signals import stop_on_signals
 from physgan.training.state import TrainingState
@@ -60,7 +60,7 @@ class TrainResult:
 
 
 # Train settings a resume may change: how long, the schedule ahead, and where the loop runs.
-_MAY_CHANGE = {"steps", "lr_decay_from", "device", "compile"}
+_MAY_CHANGE = {"steps", "lr_decay", "device", "compile"}
 
 
 def _resumed_config(saved: dict[str, Any], config: Config) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def _check_resumable(saved: dict[str, Any], config: Config) -> None:
         if old_value != new_value:
             raise ConfigError(
                 f"config: {section}: differs from the run's config.yaml; --resume continues "
-                "the same run (only train.steps, train.lr_decay_from, train.device and "
+                "the same run (only train.steps, train.lr_decay, train.device and "
                 "train.compile may change)"
             )
 
@@ -188,7 +188,7 @@ def run_training(
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
-    step_fn = with_lr_decay(step_fn, t.lr_decay_from, t.steps)
+    step_fn = with_lr_decay(step_fn, decay_start(t.steps, t.lr_decay), t.steps)
     if t.select_every is not None and lead:
         if cloud:
             scorer = jet_scorer(
