@@ -7,9 +7,10 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 
 NOTEBOOK = Path(__file__).parents[1] / "docs" / "lecture.ipynb"
-# A cell that hangs fails the test; the whole notebook takes about a minute on 2 cores (issue
-# 23 asks for at most 3 in CI; timing is not asserted).
-CELL_TIMEOUT_S = 180
+# Only a hung cell fails on time: the whole notebook takes about a minute on 2 idle cores (issue
+# 23 asks for at most 3 in CI; timing is not asserted), but one cell took over 180 s on 2 cores
+# shared with three other CPU-bound jobs.
+CELL_TIMEOUT_S = 900
 
 
 def test_notebook_is_stored_without_outputs():
