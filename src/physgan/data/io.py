@@ -315,9 +315,6 @@ def _read_parquet(src: Source, select: Select, rows: slice | None) -> dict[str, 
     )
 
 
-_JETS = "jets"  # the jet features of a jet file (physgan.data.jets.JET_FEATURES)
-
-
 def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Refuse non-numbers, arrays without rows, NaN/inf and row counts that disagree."""
     if not arrays:
@@ -333,7 +330,7 @@ def _check(src: Source | str, arrays: dict[str, np.ndarray]) -> dict[str, np.nda
             flat = arr.reshape(arr.shape[0], -1)
             # A generated file's jets are NaN where the generator did not make the feature
             # (eta; pt and mass without a pt condition): unknown, not corrupt.
-            unknown_allowed = name == _JETS
+            unknown_allowed = name == "jets"
             bad = np.isinf(flat) if unknown_allowed else ~np.isfinite(flat)
             if bad.any():
                 row = int(bad.any(axis=1).argmax())
