@@ -126,6 +126,33 @@ class DCGANDiscriminatorConfig(_Section):
     minibatch_std: bool = False
 
 
+class LAGANGeneratorConfig(_Section):
+    """LAGAN's generator (de Oliveira et al. 2017, arXiv:1701.05927): 25x25 images only."""
+
+    kind: Literal["lagan"]
+    latent_dim: PositiveInt = 200  # LAGAN: 200
+    base_channels: PositiveInt = 64  # channels of the 5x5 convolution; its input has 2x
+    output: Literal["linear", "relu", "softplus", "tanh"] = "relu"  # relu: pixels >= 0
+
+
+class LAGANDiscriminatorConfig(_Section):
+    """LAGAN's discriminator, without its auxiliary class head (conditioned on inputs)."""
+
+    kind: Literal["lagan"]
+    base_channels: PositiveInt = 32  # channels of the first (5x5) convolution
+    batch_norm: bool = True  # after each locally connected block, as in LAGAN
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2  # after every block
+    # Minibatch discrimination features (Salimans et al. 2016, arXiv:1606.03498); 0: off
+    minibatch_kernels: Annotated[int, Field(ge=0)] = 20
+    spectral_norm: bool = False  # also normalises the locally connected layers
+
+    @property
+    def pack(self) -> int:
+        """1: one logit per image (no PacGAN packing); the batch enters through minibatch
+        discrimination and batch norm instead."""
+        return 1
+
+
 class EPiCGeneratorConfig(_Section):
     kind: Literal["epic"]
     latent_dim: PositiveInt = 10  # per-particle noise width
@@ -145,10 +172,14 @@ class EPiCDiscriminatorConfig(_Section):
 
 
 GeneratorConfig = Annotated[
-    MLPGeneratorConfig | DCGANGeneratorConfig | EPiCGeneratorConfig, Field(discriminator="kind")
+    MLPGeneratorConfig | DCGANGeneratorConfig | LAGANGeneratorConfig | EPiCGeneratorConfig,
+    Field(discriminator="kind"),
 ]
 DiscriminatorConfig = Annotated[
-    MLPDiscriminatorConfig | DCGANDiscriminatorConfig | EPiCDiscriminatorConfig,
+    MLPDiscriminatorConfig
+    | DCGANDiscriminatorConfig
+    | LAGANDiscriminatorConfig
+    | EPiCDiscriminatorConfig,
     Field(discriminator="kind"),
 ]
 
@@ -203,7 +234,7 @@ class FlowModelConfig(_Section):
 ModelConfig = Annotated[
     GANModelConfig | VAEModelConfig | FlowModelConfig, Field(discriminator="family")
 ]
-_UNION_TAGS = {"gan", "vae", "flow", "mlp", "dcgan", "epic"}
+_UNION_TAGS = {"gan", "vae", "flow", "mlp", "dcgan", "lagan", "epic"}
 
 
 class LossConfig(_Section):

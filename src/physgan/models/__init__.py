@@ -7,6 +7,7 @@ filled when this package is imported.
 
 from physgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from physgan.models.flow import Flow
+from physgan.models.lagan import LAGANDiscriminator, LAGANGenerator
 from physgan.models.mlp import MLPDiscriminator, MLPGenerator
 from physgan.models.pointcloud import EPiCDiscriminator, EPiCGenerator
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
@@ -21,6 +22,8 @@ __all__ = [
     "EPiCDiscriminator",
     "EPiCGenerator",
     "Flow",
+    "LAGANDiscriminator",
+    "LAGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
 ]

@@ -2,19 +2,23 @@
 
 Look-ups by name (``activation``, ``normalization``, ``output_activation``) raise
 :class:`~physgan.errors.ConfigError` (a ``ValueError``) that lists the known names. The tensor
-helpers (``check_cond``, ``pack_batch``, ``minibatch_std``) are pure functions. Only
-``init_dcgan_weights`` and ``add_spectral_norm`` (its power-iteration start vectors) draw random
-numbers, from torch's global generator like every ``nn.Module`` constructor; nothing is random at
-import.
+helpers (``check_cond``, ``pack_batch``, ``minibatch_std``, ``minibatch_similarity``) are pure
+functions. Only module constructors, ``init_dcgan_weights``, ``LocallyConnected2d.reset_parameters``
+and ``add_spectral_norm`` (its power-iteration start vectors) draw random numbers, from torch's
+global generator like every ``nn.Module`` constructor; nothing is random at import.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from physgan.errors import ConfigError
@@ -24,6 +28,8 @@ __all__ = [
     "ACTIVATIONS",
     "NORMS",
     "OUTPUT_ACTIVATIONS",
+    "LocallyConnected2d",
+    "MinibatchDiscrimination",
     "activation",
     "add_spectral_norm",
     "check_cond",
@@ -31,6 +37,7 @@ __all__ = [
     "check_non_negative",
     "check_positive",
     "init_dcgan_weights",
+    "minibatch_similarity",
     "minibatch_std",
     "mlp_blocks",
     "normalization",
@@ -155,8 +162,12 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     arXiv:1802.05957).
 
     Uses ``torch.nn.utils.parametrizations.spectral_norm``: one power iteration per forward in
-    train mode; convolution kernels are normalised as (out_channels, -1) matrices. Call it after
-    any custom weight initialisation, since the parametrisation keeps the weight as
+    train mode; convolution kernels are normalised as (out_channels, -1) matrices. A
+    :class:`LocallyConnected2d` weight is divided by the largest spectral norm over its
+    positions' (out_channels, in_channels * kh * kw) matrices, also by one power iteration per
+    position and forward: that is the layer's spectral norm when the patches do not overlap, and
+    otherwise the same approximation as torch's for a convolution. Call it after any custom
+    weight initialisation, since the parametrisation keeps the weight as
     ``parametrizations.weight.original``.
 
     Returns:
@@ -168,6 +179,10 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     for layer in list(module.modules()):
         if isinstance(layer, _SPECTRAL_NORM_TYPES):
             spectral_norm(layer)
+        elif isinstance(layer, LocallyConnected2d):
+            parametrize.register_parametrization(
+                layer, "weight", _PositionwiseSpectralNorm(layer.weight)
+            )
     return module
 
 
@@ -286,3 +301,242 @@ def sample_latent(
         return eps
     code = torch.randint(categories, (n,), generator=generator, device=device)
     return torch.cat([eps, torch.nn.functional.one_hot(code, categories).to(eps.dtype)], dim=1)
+
+
+def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
+    """(value, value) for an int, the two ints of a pair; ConfigError for anything else."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2:
+        raise ConfigError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair
+
+
+LocalInit = Literal["glorot_uniform", "glorot_normal", "he_uniform"]
+
+
+class LocallyConnected2d(nn.Module):
+    """A 2-D convolution without weight sharing: every output pixel has its own kernel and bias.
+
+    Keras's ``LocallyConnected2D``, which LAGAN (de Oliveira et al. 2017, arXiv:1701.05927)
+    uses because a jet image is not translation invariant: a pixel's position is its (eta, phi)
+    relative to the jet axis. With ``patch_p(x)`` the (in_channels, kh, kw) window of zero-padded
+    ``x`` that a Conv2d of the same kernel size, stride and padding sees at output position
+    p = i * out_w + j, flattened in ``F.unfold``'s (channel, row, column) order,
+
+        y[b, o, i, j] = bias[o, i, j] + sum_k weight[p, o, k] * patch_p(x)[b, k].
+
+    A Conv2d is the special case of one kernel (and bias) repeated at every position. Keras's
+    ``ZeroPadding2D`` followed by a ``valid`` ``LocallyConnected2D`` is ``padding`` here.
+
+    Args:
+        in_channels: channels of the input.
+        out_channels: channels of the output.
+        kernel_size: (kh, kw), or one int for a square kernel.
+        input_size: (H, W) of the input, or one int for a square; sets the number of kernels.
+        stride: step between windows, as in Conv2d.
+        padding: zeros added on each side of the input, as in Conv2d.
+        bias: learn a bias per output channel and position.
+
+    Attributes:
+        weight: (out_h * out_w, out_channels, in_channels * kh * kw), dimensionless.
+        bias: (out_channels, out_h, out_w), in the input's units, or None.
+        output_size: (out_h, out_w) = ((H + 2 * padding - kh) // stride + 1, likewise for W).
+
+    Shapes:
+        ``forward(x)``: (B, in_channels, H, W) -> (B, out_channels, out_h, out_w).
+
+    >>> layer = LocallyConnected2d(2, 3, 5, input_size=14, padding=2)
+    >>> layer(torch.zeros(4, 2, 14, 14)).shape, tuple(layer.weight.shape)
+    (torch.Size([4, 3, 14, 14]), (196, 3, 50))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | Sequence[int],
+        *,
+        input_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.input_size = _pair(input_size, "input_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        check_positive(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            kernel_size=min(self.kernel_size),
+            input_size=min(self.input_size),
+            stride=min(self.stride),
+        )
+        check_non_negative(padding=min(self.padding))
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        out_h, out_w = (
+            (size + 2 * pad - k) // step + 1
+            for size, pad, k, step in zip(
+                self.input_size, self.padding, self.kernel_size, self.stride, strict=True
+            )
+        )
+        if out_h < 1 or out_w < 1:
+            raise ConfigError(
+                f"kernel {self.kernel_size} does not fit the padded input: input_size "
+                f"{self.input_size}, padding {self.padding}"
+            )
+        self.output_size = (out_h, out_w)
+        fan_in = in_channels * math.prod(self.kernel_size)
+        self.weight = nn.Parameter(torch.empty(out_h * out_w, out_channels, fan_in))
+        self.bias = nn.Parameter(torch.empty(out_channels, out_h, out_w)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self, init: LocalInit = "glorot_uniform") -> None:
+        """Draw the weights as Keras does for a convolution, biases 0.
+
+        Each position's kernel gets the fans of the convolution it replaces, fan_in =
+        in_channels * kh * kw and fan_out = out_channels * kh * kw (Keras 1, which LAGAN used,
+        took sqrt(numel) of its 3-D weight as both fans instead): ``glorot_uniform`` (Keras's
+        default) U(+-sqrt(6 / (fan_in + fan_out))), ``glorot_normal`` N(0, 2 / (fan_in +
+        fan_out)) untruncated as in Keras 1, ``he_uniform`` U(+-sqrt(6 / fan_in)) (Glorot &
+        Bengio 2010; He et al. 2015, arXiv:1502.01852).
+        """
+        kernel = math.prod(self.kernel_size)
+        fan_in, fan_out = self.in_channels * kernel, self.out_channels * kernel
+        with torch.no_grad():
+            if init == "glorot_uniform":
+                bound = math.sqrt(6.0 / (fan_in + fan_out))
+                self.weight.uniform_(-bound, bound)
+            elif init == "glorot_normal":
+                self.weight.normal_(0.0, math.sqrt(2.0 / (fan_in + fan_out)))
+            elif init == "he_uniform":
+                bound = math.sqrt(6.0 / fan_in)
+                self.weight.uniform_(-bound, bound)
+            else:
+                raise ConfigError(
+                    f"unknown init {init!r}; choose from: glorot_normal, glorot_uniform, he_uniform"
+                )
+            if self.bias is not None:
+                self.bias.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, out_channels, out_h, out_w) from x (B, in_channels, H, W)."""
+        check_features(x, (self.in_channels, *self.input_size), "x")
+        patches = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+        out = torch.einsum("bkp,pok->bop", patches, self.weight)
+        out = out.reshape(x.shape[0], self.out_channels, *self.output_size)
+        return out if self.bias is None else out + self.bias
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"input_size={self.input_size}, stride={self.stride}, padding={self.padding}, "
+            f"bias={self.bias is not None}"
+        )
+
+
+class _PositionwiseSpectralNorm(nn.Module):
+    """Parametrisation W -> W / max_p sigma(W_p) of a (P, rows, cols) weight, sigma(W_p) the
+    largest singular value of position p's matrix, estimated like torch's ``spectral_norm``:
+    one power iteration per position and forward in train mode (15 at the start), stored
+    vectors in eval mode."""
+
+    def __init__(self, weight: Tensor, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+        positions, rows, cols = weight.shape
+        u = F.normalize(weight.new_empty(positions, rows).normal_(), dim=-1, eps=eps)
+        v = F.normalize(weight.new_empty(positions, cols).normal_(), dim=-1, eps=eps)
+        self.register_buffer("_u", u)
+        self.register_buffer("_v", v)
+        self._power_method(weight, 15)
+
+    @torch.no_grad()
+    def _power_method(self, weight: Tensor, n_iterations: int) -> None:
+        # In place, as torch's spectral_norm does, so that replicas share the vectors.
+        for _ in range(n_iterations):
+            u = torch.einsum("prc,pc->pr", weight, self._v)
+            self._u.copy_(F.normalize(u, dim=-1, eps=self.eps))
+            v = torch.einsum("prc,pr->pc", weight, self._u)
+            self._v.copy_(F.normalize(v, dim=-1, eps=self.eps))
+
+    def forward(self, weight: Tensor) -> Tensor:
+        if self.training:
+            self._power_method(weight, 1)
+        # Clones: the in-place updates of the next forward must not touch saved tensors.
+        u, v = self._u.clone(), self._v.clone()
+        sigma = torch.einsum("pr,prc,pc->p", u, weight, v)
+        return weight / sigma.max()
+
+
+def minibatch_similarity(m: Tensor, max_elements: int = 1 << 22) -> Tensor:
+    """Minibatch-discrimination features (Salimans et al. 2016, arXiv:1606.03498, sec. 3.2).
+
+    o[i, b] = sum_j exp(-||m[i, b] - m[j, b]||_1), the sum over every j in the batch including
+    j = i, as in LAGAN's ``ops.py`` (de Oliveira et al. 2017, arXiv:1701.05927): each o >= 1,
+    and a batch of one gives exactly 1.
+
+    Args:
+        m: (B, kernels, kernel_dim) projections M of the samples' features.
+        max_elements: the rows i are taken in chunks of at most this many (kernels, i, j)
+            distances at a time, which bounds the memory of a large evaluation batch.
+
+    Returns:
+        (B, kernels).
+
+    >>> minibatch_similarity(torch.tensor([[[0.0]], [[1.0]], [[1.0]]]))
+    tensor([[1.7358],
+            [2.3679],
+            [2.3679]])
+    """
+    if m.ndim != 3:
+        raise ValueError(f"m must have shape (B, kernels, kernel_dim), got {tuple(m.shape)}")
+    per_kernel = m.transpose(0, 1).contiguous()  # (kernels, B, kernel_dim)
+    kernels, batch_size = per_kernel.shape[:2]
+    rows = max(1, max_elements // (kernels * batch_size))
+    similarity = [
+        torch.cdist(part, per_kernel, p=1).neg().exp().sum(dim=-1)
+        for part in per_kernel.split(rows, dim=1)
+    ]
+    return torch.cat(similarity, dim=1).transpose(0, 1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Appends minibatch-discrimination features to each sample's features (Salimans et al.
+    2016, arXiv:1606.03498, sec. 3.2), as LAGAN's ``ops.py`` does (arXiv:1701.05927).
+
+    M = x @ T reshaped to (B, kernels, kernel_dim), o = :func:`minibatch_similarity` (M), output
+    concat(x, o). T is a bias-free ``nn.Linear`` (so :func:`add_spectral_norm` covers it): a
+    bias, which LAGAN's ``Dense3D`` has, cancels in every difference M_i - M_j. T starts Glorot
+    uniform with fans (in_features, kernels * kernel_dim). LAGAN concatenates (o, x); the order
+    only permutes the inputs of the next layer.
+
+    Args:
+        in_features: width F of the (B, F) input.
+        kernels: number of similarity features appended.
+        kernel_dim: width of each kernel's projection.
+
+    Shapes:
+        ``forward(x)``: (B, in_features) -> (B, in_features + kernels). Each row depends on
+        the whole batch: permuting the batch permutes the rows.
+
+    >>> MinibatchDiscrimination(4, kernels=3, kernel_dim=2)(torch.zeros(5, 4))[0]
+    tensor([0., 0., 0., 0., 5., 5., 5.], grad_fn=<SelectBackward0>)
+    """
+
+    def __init__(self, in_features: int, *, kernels: int, kernel_dim: int) -> None:
+        super().__init__()
+        check_positive(in_features=in_features, kernels=kernels, kernel_dim=kernel_dim)
+        self.in_features = in_features
+        self.kernels = kernels
+        self.kernel_dim = kernel_dim
+        self.projection = nn.Linear(in_features, kernels * kernel_dim, bias=False)
+        nn.init.xavier_uniform_(self.projection.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, in_features + kernels) from x (B, in_features)."""
+        check_features(x, (self.in_features,), "x")
+        m = self.projection(x).view(-1, self.kernels, self.kernel_dim)
+        return torch.cat([x, minibatch_similarity(m)], dim=1)

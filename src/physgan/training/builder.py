@@ -52,10 +52,13 @@ def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any
         }
     if kind == "dcgan" and len(shape) == 3 and shape[1] == shape[2]:
         return {"channels": shape[0], "image_size": shape[1]}
+    if kind == "lagan" and len(shape) == 3 and shape[1] == shape[2] == 25:
+        return {"channels": shape[0], "image_size": 25}
     if kind == "epic" and len(shape) == 2 and shape[1] >= 2:
         return {"n_particles": shape[0], "features": shape[1] - 1}
     want = {
         "dcgan": "square images (n, channels, size, size)",
+        "lagan": "25x25 images (n, channels, 25, 25)",
         "epic": "particle clouds (n, particles, features + mask)",
     }[kind]
     raise ConfigError(
