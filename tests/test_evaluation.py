@@ -9,6 +9,7 @@ import pytest
 from physgan import api
 from physgan.errors import DataError
 from physgan.evaluation import data_kind, evaluate_samples
+from physgan.metrics.support import image_outlier_fraction
 
 
 def clouds(n, seed, n_particles=10, pt_scale=1.0):
@@ -65,8 +66,50 @@ def test_image_metrics():
     real = rng.exponential(1.0, (200, 1, 25, 25)).astype(np.float32)
     generated = rng.exponential(1.0, (100, 1, 25, 25)).astype(np.float32)
     scored = evaluate_samples(real, generated, seed=1)
-    assert {"w1_mass", "w1_tau21", "auc"} <= set(scored.metrics)
+    names = {"w1_pt", "w1_mass", "w1_tau21", "w1_pixels", "outliers", "auc"}
+    assert names <= set(scored.metrics)
     assert scored.metrics["kind"] == "images"
+
+
+@pytest.mark.parametrize("seed", [21, 22])
+def test_real_vs_real_image_outliers_follow_the_order_statistics(seed):
+    """A fresh image of the real distribution leaves the range of n real ones in one of the 4
+    features with probability at most 4 * 2 / (n + 1) (a union bound)."""
+    n, fresh, trials = 150, 200, 10
+    rng = np.random.default_rng(seed)
+    hits = [
+        image_outlier_fraction(_sparse_images(n, rng)[:, 0], _sparse_images(fresh, rng)[:, 0])
+        for _ in range(trials)
+    ]
+    mean = np.mean([h.value for h in hits])
+    assert 0 < mean <= 4 * 2 / (n + 1) * 1.5  # 1.5: room for the trials' own noise
+
+
+def _sparse_images(n: int, seed: int | np.random.Generator) -> np.ndarray:
+    """(n, 1, 25, 25) images with about 30 non-zero pixels of exponential pT (GeV)."""
+    rng = np.random.default_rng(seed)
+    pt = rng.exponential(10.0, (n, 1, 25, 25))
+    return (pt * (rng.random(pt.shape) < 0.05)).astype(np.float32)
+
+
+def test_a_faint_glow_shows_in_the_pixel_spectrum_only():
+    """A glow of 0.01 GeV over every empty pixel barely moves pT, mass and tau_21, but it turns
+    most pixels of the intensity spectrum into faint ones: W1 of log10 pT, in decades."""
+    real, glow = _sparse_images(600, seed=8), _sparse_images(300, seed=9)
+    glow[glow == 0] = 0.01
+    scored = evaluate_samples(real, glow, seed=2, figures=False).metrics
+    pixels = scored["w1_pixels"]
+    assert pixels["value"] > 1.0 > 20 * pixels["floor"]  # log10 10 GeV - log10 0.01 GeV = 3
+    assert scored["outliers"]["value"] < 0.2  # mostly inside the real ranges still
+    same = evaluate_samples(real, _sparse_images(300, seed=10), seed=2, figures=False).metrics
+    assert same["w1_pixels"]["value"] < 0.05
+
+
+def test_negative_pixels_are_outliers():
+    real, generated = _sparse_images(400, seed=11), _sparse_images(100, seed=12)
+    generated[::4, 0, 0, 0] = -0.5
+    scored = evaluate_samples(real, generated, seed=3, figures=False).metrics
+    assert scored["outliers"]["value"] >= 0.25
 
 
 def test_empty_generated_images_score_an_infinite_distance():

@@ -4,12 +4,16 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from scipy.stats import wasserstein_distance
 
 from physgan import api
+from physgan.data.images import image_mass
 from physgan.errors import CheckpointError, ConfigError
 from physgan.generation import load_run
 from physgan.metrics import outlier_fraction, support_features
 from physgan.training.checkpoint import read_weights
+from physgan.training.selection import image_scorer
 from test_conditioning import config as jet_config
 from test_conditioning import toy_jets
 
@@ -211,3 +215,91 @@ def test_sampled_jets_stay_inside_the_training_support(selected):
     kept = ((g >= lo[live]) & (g <= hi[live])).all(axis=1)
     assert kept.mean() < 1.0  # a 400-step toy model strays, so the test means something
     np.testing.assert_array_equal(inside[kept], raw[kept])  # only the strays were drawn again
+
+
+# --- jet images -------------------------------------------------------------------------------
+
+
+def _images(n, seed, scale=1.0):
+    """(n, 1, 25, 25) sparse images of exponential pixel pT (GeV) around a bright core."""
+    rng = np.random.default_rng(seed)
+    images = rng.exponential(5.0, (n, 1, 25, 25)) * (rng.random((n, 1, 25, 25)) < 0.05)
+    images[:, 0, 12, 12] += rng.uniform(100, 200, n)
+    images[:, 0, 9, 12] += rng.uniform(0, 80, n)  # a second prong of varying pT
+    return (scale * images).astype(np.float32)
+
+
+class _Fixed(torch.nn.Module):
+    """A stand-in generator that returns given samples, in order, whatever z."""
+
+    def __init__(self, samples):
+        super().__init__()
+        self.samples = torch.as_tensor(samples)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def sample_latent(self, n, *, generator=None):
+        return torch.zeros(n, 1)
+
+    def forward(self, z, cond=None):
+        return self.samples[: len(z)]
+
+
+def test_image_score_is_near_one_for_real_images_and_large_for_wrong_ones():
+    holdout, n = _images(800, seed=31), 300
+    score = image_scorer(holdout, None, lambda x: x, n, seed=4)
+    row, real_score = score(_Fixed(_images(n, seed=32)))
+    assert 0.2 < real_score < 3  # each W1 over a real-vs-real floor of the same size
+    assert set(row) == {"val_w1_mass", "val_w1_tau21", "val_outliers"}
+    assert row["val_outliers"] < 0.1
+    heavy_row, heavy = score(_Fixed(_images(n, seed=32, scale=1.5)))  # every pT x 1.5
+    assert heavy > 5 * real_score
+    expected = wasserstein_distance(
+        image_mass(_images(n, seed=32)[:, 0]), image_mass(_images(n, seed=32, scale=1.5)[:, 0])
+    )
+    assert heavy_row["val_w1_mass"] == pytest.approx(expected, rel=0.3)  # real vs x 1.5 mass
+    assert heavy_row["val_outliers"] > row["val_outliers"]
+    _, empty = score(_Fixed(np.zeros((n, 1, 25, 25), np.float32)))
+    assert empty == np.inf  # no tau_21 at all: never the best
+
+
+def test_image_runs_keep_their_best_weights(tmp_path):
+    rng = np.random.default_rng(0)
+    images = np.concatenate([_images(60, seed=33), _images(60, seed=34, scale=0.7)])
+    cond = np.eye(2, dtype=np.float32)[np.repeat([0, 1], 60)]
+    np.savez(tmp_path / "images.npz", x=images[rng.permutation(120)], cond=cond)
+    config = {
+        "seed": 2,
+        "data": {
+            "path": str(tmp_path / "images.npz"),
+            "transform": "scale",
+            "holdout_fraction": 0.25,
+        },
+        "model": {
+            "generator": {"kind": "dcgan", "latent_dim": 4, "base_channels": 4, "output": "relu"},
+            "discriminator": {"kind": "dcgan", "base_channels": 4},
+        },
+        "train": {"steps": 20, "batch_size": 8, "log_every": 10, "select_every": 10},
+    }
+    run_dir = api.train(config, tmp_path / "run").run_dir
+    scored = [r for r in _rows(run_dir) if "val_score" in r]
+    assert [r["step"] for r in scored] == [10, 20]
+    assert all(r["val_w1_mass"] > 0 and 0 <= r["val_outliers"] <= 1 for r in scored)
+    finite = [r for r in scored if np.isfinite(r["val_score"])]
+    if finite:  # a 20-step generator may still draw only empty images (score inf)
+        best = min(finite, key=lambda r: r["val_score"])
+        assert read_weights(run_dir / "best.safetensors")[1]["step"] == best["step"]
+
+
+def test_a_holdout_too_small_to_select_on_leaves_no_run_directory(tmp_path):
+    np.savez(tmp_path / "images.npz", x=_images(60, seed=35))
+    config = {
+        "data": {"path": str(tmp_path / "images.npz"), "transform": "scale"},
+        "model": {
+            "generator": {"kind": "dcgan", "latent_dim": 4, "base_channels": 4},
+            "discriminator": {"kind": "dcgan", "base_channels": 4},
+        },
+        "train": {"steps": 10, "batch_size": 8, "log_every": 10, "select_every": 10},
+    }
+    with pytest.raises(ConfigError, match="at least 20 held-out images, the holdout has 6$"):
+        api.train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

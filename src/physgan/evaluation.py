@@ -3,7 +3,10 @@
 ``jets`` (particle clouds (n, N, 4)): W1M, W1P, W1EFP, FPD, KPD, the fraction of jets outside
 the real support (:func:`~physgan.metrics.outlier_fraction`) and the classifier AUC, each
 beside its real-vs-real noise floor, with particle-feature, multiplicity and jet-mass plots.
-``images`` (n, 1, P, P): W1 of the image mass and of tau_21, classifier AUC, mean images.
+``images`` (n, 1, P, P) of pixel pT in GeV: W1 of the total pT, the mass, tau_21 and the
+spectrum of pixel intensities (log10 of the non-zero pixels' pT), the fraction of images outside
+the real support (:func:`~physgan.metrics.support.image_outlier_fraction`) and the classifier
+AUC, with the mean images and each distribution.
 ``toy`` (a mixture with a known density): modes captured, high-quality fraction, kNN KL both
 ways, classifier AUC, a scatter over the density. ``vectors``: kNN KL both ways, classifier
 AUC and one histogram per feature. Every kind also shows the training curves.
@@ -89,6 +92,12 @@ def _auc(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
     return classifier_auc(real, generated, seed=seed)
 
 
+def _log_pixels(images: np.ndarray) -> np.ndarray:
+    """log10 of the pT (GeV) of every non-zero pixel: the pixel-intensity spectrum, in which a
+    faint glow over empty pixels stands out as much as a missing bright core."""
+    return np.log10(images[images > 0])
+
+
 def _metrics(kind: str) -> dict[str, Any]:
     """Name -> metric(real, generated, seed=) for a kind; AUC last (the slowest)."""
     if kind == "jets":
@@ -105,10 +114,16 @@ def _metrics(kind: str) -> dict[str, Any]:
         }
     if kind == "images":
         from physgan.data.images import image_mass, image_tau21
+        from physgan.metrics.support import image_outlier_fraction
 
         return {
+            "w1_pt": _w1_of(lambda x: x.sum(axis=(1, 2, 3))),
             "w1_mass": _w1_of(lambda x: image_mass(x[:, 0])),
             "w1_tau21": _w1_of(lambda x: image_tau21(x[:, 0])),
+            "w1_pixels": _w1_of(_log_pixels),
+            "outliers": lambda real, generated, *, seed=0: image_outlier_fraction(
+                real[:, 0], generated[:, 0]
+            ),
             "auc": _auc,
         }
     return {"kl_data_model": _knn("forward"), "kl_model_data": _knn("reverse"), "auc": _auc}
@@ -131,7 +146,7 @@ def _figures(kind: str, real: np.ndarray, generated: np.ndarray, truth: Any) -> 
     if kind == "images":
         from physgan.data.images import image_mass, image_tau21
 
-        return [
+        figures = [
             (
                 "Mean jet images and their difference",
                 plots.mean_images(real[:, 0], generated[:, 0]),
@@ -153,7 +168,21 @@ def _figures(kind: str, real: np.ndarray, generated: np.ndarray, truth: Any) -> 
                     label="tau_21",
                 ),
             ),
+            (
+                "Jet pT from the image",
+                plots.ratio_histogram(
+                    real.sum(axis=(1, 2, 3)),
+                    generated.sum(axis=(1, 2, 3)),
+                    label="jet pT",
+                    unit="GeV",
+                ),
+            ),
         ]
+        spectra = _log_pixels(real), _log_pixels(generated)
+        if all(x.size for x in spectra):  # not for a generator of empty images
+            spectrum = plots.ratio_histogram(*spectra, label="log10(pixel pT / GeV)")
+            figures.append(("Pixel intensities (non-zero pixels)", spectrum))
+        return figures
     flat_real, flat_gen = real.reshape(len(real), -1), generated.reshape(len(generated), -1)
     if kind == "toy" and flat_real.shape[1] == 2:
         return [("Generated samples over the true density", plots.toy_scatter(flat_gen, truth))]

@@ -10,6 +10,8 @@ weights only. Lower scores are better. Two scorers:
   generated jets against as many held-out ones, each divided by its real-vs-real floor and the
   two averaged (1 is as close as a second real sample). The generated jets take the conditions
   of a second, disjoint held-out half, which also gives the floor.
+- jet images (:func:`image_scorer`): as for jets, with W1 of the image mass and of tau_21
+  (:mod:`physgan.data.images`); the fraction of images outside the real support is logged.
 - toys with a known density (:func:`mode_scorer`): the mode statistics of
   :func:`~physgan.metrics.mode_stats` against the true mixture: modes missed, plus the reverse
   KL of the mode histogram (nats; log(1 / smallest weight), its largest value, when no sample
@@ -25,18 +27,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import wasserstein_distance
 from torch import nn
 
+from physgan.data.images import image_mass, image_tau21
 from physgan.data.jets import canonical_cloud
 from physgan.data.toy import GaussianMixture
 from physgan.errors import ConfigError
 from physgan.metrics import mode_stats, outlier_fraction, w1m, w1p
+from physgan.metrics.support import image_outlier_fraction
 from physgan.models.draw import draw
 from physgan.training.checkpoint import read_weights, save_weights
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import TrainingState
 
-__all__ = ["Scorer", "Selector", "jet_scorer", "mode_scorer"]
+__all__ = ["Scorer", "Selector", "image_scorer", "jet_scorer", "mode_scorer"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,22 @@ def _generate(G: nn.Module, n: int, cond: torch.Tensor | None, seed: int) -> np.
     return draw(G, n, cond, torch.Generator().manual_seed(derive_seed(seed, Stream.SELECT)))
 
 
+def _halves(
+    holdout: np.ndarray, cond: np.ndarray | None, n_samples: int, seed: int, what: str
+) -> tuple[int, np.ndarray, np.ndarray, torch.Tensor | None]:
+    """n, a real half and a disjoint second half of ``holdout``, and the second half's
+    conditions (network units) for the generated samples."""
+    n = min(n_samples, len(holdout) // 2)
+    if n < 10:
+        raise ConfigError(
+            f"config: train.select_every: model selection needs at least 20 held-out {what}, "
+            f"the holdout has {len(holdout)}"
+        )
+    order = np.random.default_rng(derive_seed(seed, Stream.SELECT)).permutation(len(holdout))
+    other_cond = None if cond is None else torch.as_tensor(cond[order[n : 2 * n]])
+    return n, holdout[order[:n]], holdout[order[n : 2 * n]], other_cond
+
+
 def jet_scorer(
     holdout: np.ndarray,
     cond: np.ndarray | None,
@@ -58,15 +79,7 @@ def jet_scorer(
 ) -> Scorer:
     """Score generated jets against ``holdout`` (n, N, 4) jets in the data's units (see the
     module); ``cond``: their conditions in network units, ``inverse`` the data transform's."""
-    n = min(n_samples, len(holdout) // 2)
-    if n < 10:
-        raise ConfigError(
-            f"config: train.select_every: model selection needs at least 20 held-out jets, "
-            f"the holdout has {len(holdout)}"
-        )
-    order = np.random.default_rng(derive_seed(seed, Stream.SELECT)).permutation(len(holdout))
-    real, other = holdout[order[:n]], holdout[order[n : 2 * n]]
-    other_cond = None if cond is None else torch.as_tensor(cond[order[n : 2 * n]])
+    n, real, other, other_cond = _halves(holdout, cond, n_samples, seed, "jets")
     floor_m = max(w1m(real, other, num_eval_samples=n, num_batches=1).value, 1e-12)
     floor_p = max(w1p(real, other, num_eval_samples=n, num_batches=1).value, 1e-12)
 
@@ -78,6 +91,42 @@ def jet_scorer(
             "val_outliers": outlier_fraction(real, generated).value,
         }
         return row, (row["val_w1m"] / floor_m + row["val_w1p"] / floor_p) / 2
+
+    return score
+
+
+def image_scorer(
+    holdout: np.ndarray,
+    cond: np.ndarray | None,
+    inverse: Callable[[np.ndarray], np.ndarray],
+    n_samples: int,
+    seed: int,
+) -> Scorer:
+    """Score generated jet images against ``holdout`` (n, 1, P, P) images of pixel pT in GeV
+    (see the module); ``cond``: their conditions in network units (e.g. the one-hot class),
+    ``inverse`` the data transform's."""
+    n, real, other, other_cond = _halves(holdout, cond, n_samples, seed, "images")
+    real = real[:, 0]
+
+    def features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mass, tau21 = image_mass(images), image_tau21(images)
+        return mass, tau21[np.isfinite(tau21)]
+
+    reference = features(real)
+    pairs = zip(reference, features(other[:, 0]), strict=True)
+    floors = [max(wasserstein_distance(a, b), 1e-12) for a, b in pairs]
+
+    def score(G: nn.Module) -> tuple[dict[str, float], float]:
+        generated = inverse(_generate(G, n, other_cond, seed))[:, 0]
+        mass, tau21 = features(generated)
+        w1_mass = wasserstein_distance(reference[0], mass)
+        w1_tau21 = wasserstein_distance(reference[1], tau21) if tau21.size else float("inf")
+        row = {
+            "val_w1_mass": w1_mass,
+            "val_w1_tau21": w1_tau21,
+            "val_outliers": image_outlier_fraction(real, generated).value,
+        }
+        return row, (w1_mass / floors[0] + w1_tau21 / floors[1]) / 2
 
     return score
 

@@ -17,8 +17,10 @@ import torch
 
 from physgan.atomic import remove_stale
 from physgan.config import Config, GANModelConfig, parse_config
+from physgan.data.datasets import TrainingData
 from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
+from physgan.data.transforms import Identity, ParticleStandardize, Standardize
 from physgan.errors import ConfigError, PhysganError, TrainingDiverged
 from physgan.models.pointcloud import multiplicity_counts
 from physgan.training import distributed
@@ -38,7 +40,13 @@ from physgan.training.loop import Callback, fit
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
 from physgan.training.schedule import decay_start, with_lr_decay
-from physgan.training.selection import Selector, jet_scorer, mode_scorer
+from physgan.training.selection import (
+    Scorer,
+    Selector,
+    image_scorer,
+    jet_scorer,
+    mode_scorer,
+)
 from physgan.training.signals import stop_on_signals
 from physgan.training.state import TrainingState
 from physgan.version import __version__
@@ -132,18 +140,23 @@ def run_training(
         data = load_data(config, progress and lead)
         cloud = is_cloud(data.sample_shape)
         toy = data.truth is not None and data.cond_train is None
-        if t.select_every is not None and not (cloud or toy):
+        images = len(data.sample_shape) == 3  # (channels, P, P)
+        if t.select_every is not None and not (cloud or images or toy):
             raise ConfigError(
-                "config: train.select_every: model selection scores jets (particle clouds) "
-                "or the unconditional built-in toys, whose density is known"
+                "config: train.select_every: model selection scores jets (particle clouds), "
+                "jet images or the unconditional built-in toys, whose density is known"
             )
         transform = fit_transform(config, data.x_train, cloud)
+        cond_transform = fit_cond_transform(config, data)
+        selector = None
+        if t.select_every is not None and lead:
+            scorer = _scorer(config, data, transform, cond_transform)
+            selector = Selector(run.best, every=t.select_every, scorer=scorer)
     except PhysganError:
         if created and lead:  # leave no empty run directory behind a refused request
             run.root.rmdir()
         raise
     counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
-    cond_transform = fit_cond_transform(config, data)
     state = build_state(config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform)
 
     n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
@@ -189,21 +202,7 @@ def run_training(
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
     step_fn = with_lr_decay(step_fn, decay_start(t.steps, t.lr_decay), t.steps)
-    if t.select_every is not None and lead:
-        if cloud:
-            scorer = jet_scorer(
-                data.x_holdout,
-                None
-                if data.cond_holdout is None
-                else cond_transform.forward(data.cond_holdout).astype("float32"),
-                transform.inverse,
-                t.select_samples,
-                config.seed,
-            )
-        else:
-            assert data.truth is not None  # checked with the data
-            scorer = mode_scorer(data.truth, transform.inverse, t.select_samples, config.seed)
-        selector = Selector(run.best, every=t.select_every, scorer=scorer)
+    if selector is not None:
         evaluate_fn = _with_selection(evaluate_fn, selector)
     logger = MetricsLogger(
         run.metrics,
@@ -252,6 +251,23 @@ def run_training(
         if lead and not stopped() and state.step == t.steps and not data.cond_dim:
             store_calibrated(config, state, run, data.x_train, transform)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
+
+
+def _scorer(
+    config: Config,
+    data: TrainingData,
+    transform: Standardize | ParticleStandardize | Identity,
+    cond_transform: Standardize | Identity,
+) -> Scorer:
+    """The model-selection scorer for the run's kind of data (see :mod:`~.selection`)."""
+    t = config.train
+    if data.truth is not None and data.cond_train is None:
+        return mode_scorer(data.truth, transform.inverse, t.select_samples, config.seed)
+    cond = None
+    if data.cond_holdout is not None:
+        cond = cond_transform.forward(data.cond_holdout).astype("float32")
+    scorer = jet_scorer if is_cloud(data.sample_shape) else image_scorer
+    return scorer(data.x_holdout, cond, transform.inverse, t.select_samples, config.seed)
 
 
 def _with_selection(evaluate: Any, selector: Selector) -> Any:
