@@ -8,6 +8,7 @@ import torch
 from scipy import stats
 
 from physgan.divergences import js_density
+from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES, gradient_penalty, jsd_lower_bound, r1_penalty
 
 REAL = [0.5, 2.0, -1.0]
@@ -101,3 +102,57 @@ def test_jsd_bound_at_the_optimal_discriminator_equals_jsd(mu, sigma):
     # Any other discriminator gives less (here: D* with logits halved).
     worse = jsd_lower_bound(0.5 * logits(x_real), 0.5 * logits(x_fake)).item()
     assert worse < bound
+
+
+def _d_weights_after_one_step(step: int, **r1: float | int | None) -> list[torch.Tensor]:
+    """D's weights after gan_step at generator step ``step`` from one fixed tiny state."""
+    from physgan.config import parse_config
+    from physgan.training.builder import build_state
+    from physgan.training.steps import gan_step
+
+    config = parse_config(
+        {
+            "data": {"name": "ring8"},
+            "model": {
+                "generator": {"hidden": 8, "depth": 1},
+                "discriminator": {"hidden": 8, "depth": 1},
+            },
+        }
+    )
+    state = build_state(config, (2,), cond_dim=0)
+    state.step = step
+    real = torch.randn(64, 2, generator=torch.Generator().manual_seed(3)) * 2
+
+    def sample_real(n, gen):
+        return real[torch.randint(64, (n,), generator=gen)], None
+
+    objective = OBJECTIVES.get("nonsaturating")
+    gan_step(objective=objective, sample_real=sample_real, batch_size=16, seed=0, **r1)(state)
+    return [p.detach().clone() for p in state.discriminator.parameters()]
+
+
+def test_the_r1_weight_falls_linearly_to_zero():
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+    def after(step, r1_weight=0.0, r1_steps=None):
+        return _d_weights_after_one_step(step, r1_weight=r1_weight, r1_steps=r1_steps)
+
+    # Adam's first step moves each weight by the sign of its gradient: weights large enough
+    # for R1 to flip some signs make the steps differ.
+    for step, weight in ((0, 80.0), (1, 60.0), (3, 20.0)):  # 80 (1 - step / 4)
+        falling = after(step, 80.0, 4)
+        assert same(falling, after(step, weight))
+        assert not same(falling, after(step))  # R1 matters here
+    assert same(after(4, 80.0, 4), after(4))
+    assert same(after(9, 80.0, 4), after(9))
+
+
+def test_r1_until_is_a_share_of_the_steps():
+    from physgan.config import parse_config
+
+    loss = parse_config({"loss": {"r1": 1.0, "r1_until": 0.25}}).loss
+    assert loss.r1_steps(16_000) == 4_000
+    assert parse_config({}).loss.r1_steps(16_000) is None
+    with pytest.raises(ConfigError, match="r1_until"):
+        parse_config({"loss": {"r1_until": 0}})

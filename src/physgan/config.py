@@ -240,7 +240,14 @@ _UNION_TAGS = {"gan", "vae", "flow", "mlp", "dcgan", "lagan", "epic"}
 class LossConfig(_Section):
     name: str = "nonsaturating"  # minimax, nonsaturating, wgan-gp, hinge, lsgan
     r1: Annotated[float, Field(ge=0)] = 0.0  # weight gamma of the R1 penalty on real data
+    # The R1 weight falls linearly to 0 over this share of train.steps, from the start (None:
+    # constant): a smooth D early finds every mode, a sharp one late puts samples on them.
+    r1_until: Annotated[float, Field(gt=0, le=1)] | None = None
     gp: Annotated[float, Field(ge=0)] | None = None  # gradient-penalty weight; None: 10 for wgan-gp
+
+    def r1_steps(self, steps: int) -> int | None:
+        """The generator step at which the R1 weight reaches 0, of ``steps`` (None: never)."""
+        return None if self.r1_until is None else round(steps * self.r1_until)
 
     @property
     def gp_weight(self) -> float:

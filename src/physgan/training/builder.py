@@ -157,6 +157,7 @@ def step_functions(
         objective=objective,
         n_critic=t.n_critic,
         r1_weight=config.loss.r1,
+        r1_steps=config.loss.r1_steps(t.steps),
         gp_weight=config.loss.gp_weight,
     )
     return step, partial(

@@ -35,6 +35,7 @@ def gan_step(
     seed: int,
     n_critic: int = 1,
     r1_weight: float = 0.0,
+    r1_steps: int | None = None,
     gp_weight: float = 0.0,
     runtime: Runtime = _LOCAL,
 ) -> Callable[[GANState], dict[str, Tensor]]:
@@ -43,7 +44,8 @@ def gan_step(
     Randomness (real batches, z, interpolation weights) comes from a stream derived from
     ``(seed, state.step)``, so step k does the same thing whether or not the run was resumed.
     ``batch_size`` is the global batch: ``sample_real`` returns this rank's share of it, and
-    the step keeps its share of each global draw (see :class:`Runtime`).
+    the step keeps its share of each global draw (see :class:`Runtime`). The R1 penalty's
+    weight falls linearly from ``r1_weight`` at step 0 to 0 at step ``r1_steps`` (None: constant).
     Returns detached scalar tensors (no host synchronisation): ``d_loss``, ``g_loss`` and the
     mean discriminator outputs ``d_real`` and ``d_fake`` (probabilities for the probabilistic
     objectives, raw critic scores otherwise).
@@ -60,12 +62,13 @@ def gan_step(
                 d_frozen=runtime.frozen(D),
             )
         gen = runtime.generator(seed, state.step)
+        r1 = r1_weight if r1_steps is None else r1_weight * max(0.0, 1 - state.step / r1_steps)
         for _ in range(n_critic):
             real, cond = sample_real(batch_size, gen)
             z = runtime.share(G.sample_latent(batch_size, generator=gen))
             with torch.no_grad(), runtime.autocast():
                 fake = nets["g_frozen"](z, cond)
-            if r1_weight:
+            if r1:
                 real.requires_grad_(True)
             with runtime.autocast():
                 real_out = nets["d_train"](real, cond)
@@ -73,8 +76,8 @@ def gan_step(
             # Losses and penalties in float32, whatever precision the networks ran in.
             real_out, fake_out = real_out.float(), fake_out.float()
             d_loss = objective.d_loss(real_out, fake_out)
-            if r1_weight:
-                d_loss = d_loss + r1_weight * r1_penalty(real_out, real)
+            if r1:
+                d_loss = d_loss + r1 * r1_penalty(real_out, real)
             if gp_weight:
                 eps = runtime.share(torch.rand(batch_size, generator=gen, device=gen.device))
                 with runtime.autocast():
