@@ -22,6 +22,7 @@ from physgan.models.layers import (
     minibatch_std,
     pack_batch,
     sample_latent,
+    with_cond_channels,
 )
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
 
@@ -206,10 +207,7 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logits (B // pack,) for images x (B, channels, image_size, image_size)."""
         check_features(x, (self.channels, self.image_size, self.image_size), "x")
-        cond = check_cond(cond, self.cond_dim, x.shape[0])
-        if cond is not None:
-            cond_maps = cond[:, :, None, None].expand(-1, -1, self.image_size, self.image_size)
-            x = torch.cat([x, cond_maps], dim=1)
+        x = with_cond_channels(x, check_cond(cond, self.cond_dim, x.shape[0]))
         h = self.downsample(pack_batch(x, self.pack))
         if self.minibatch_std:
             h = minibatch_std(h)

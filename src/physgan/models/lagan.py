@@ -28,6 +28,7 @@ from physgan.models.layers import (
     check_non_negative,
     check_positive,
     sample_latent,
+    with_cond_channels,
 )
 from physgan.models.registry import DISCRIMINATORS, GENERATORS
 
@@ -278,8 +279,5 @@ class LAGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logits (B,) for images x (B, channels, 25, 25) with condition cond (B, cond_dim)."""
         check_features(x, (self.channels, self.image_size, self.image_size), "x")
-        cond = check_cond(cond, self.cond_dim, x.shape[0])
-        if cond is not None:
-            cond_maps = cond[:, :, None, None].expand(-1, -1, self.image_size, self.image_size)
-            x = torch.cat([x, cond_maps], dim=1)
+        x = with_cond_channels(x, check_cond(cond, self.cond_dim, x.shape[0]))
         return self.head(self.minibatch(self.features(x))).squeeze(1)

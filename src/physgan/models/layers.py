@@ -44,6 +44,7 @@ __all__ = [
     "output_activation",
     "pack_batch",
     "sample_latent",
+    "with_cond_channels",
 ]
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
@@ -236,6 +237,15 @@ def check_cond(cond: Tensor | None, cond_dim: int, batch_size: int) -> Tensor | 
             f"cond must have shape ({batch_size}, {cond_dim}), got {tuple(cond.shape)}"
         )
     return cond
+
+
+def with_cond_channels(x: Tensor, cond: Tensor | None) -> Tensor:
+    """Images x (B, C, H, W) with each condition column as one more constant channel:
+    (B, C + cond_dim, H, W); x itself when ``cond`` is None."""
+    if cond is None:
+        return x
+    maps = cond[:, :, None, None].expand(-1, -1, *x.shape[2:])
+    return torch.cat([x, maps], dim=1)
 
 
 def pack_batch(x: Tensor, pack: int) -> Tensor:
