@@ -5,7 +5,9 @@ jet-images --out out/images``). For each class it generates ``n`` images with th
 class's condition and compares them with the class's held-out images, as in the LAGAN paper
 (de Oliveira et al. 2017, arXiv:1701.05927): jet mass and tau_21 (means, W1 beside the
 real-vs-real floor), the classifier AUC, and a figure of the mean images and both
-distributions. Prints a table, writes ``jet_images.json`` and the figure. Run:
+distributions, and W1 of the total pT and of the pixel-intensity spectrum (log10 of non-zero
+pixels' pT, in decades) and the percentage of images outside the real support, each beside its
+floor. Prints a table, writes ``jet_images.json`` and the figure. Run:
 ``.venv/bin/python benchmarks/jet_images.py --run out/images --figure docs/jet-images.png``.
 """
 
@@ -59,13 +61,16 @@ def main() -> None:
             "mass_mean_generated": float(m_gen.mean()),
             "tau21_mean_real": float(t_real.mean()),
             "tau21_mean_generated": float(t_gen.mean()),
-            **{k: s[k] for k in ("w1_mass", "w1_tau21", "auc")},
+            **{k: s[k] for k in ("w1_pt", "w1_mass", "w1_tau21", "w1_pixels", "outliers", "auc")},
         }
         rows.append(
             f"{name:<4}{m_real.mean():>10.1f}{m_gen.mean():>10.1f}"
             f"{s['w1_mass']['value']:>9.2f}{s['w1_mass']['floor']:>8.2f}"
             f"{t_real.mean():>9.3f}{t_gen.mean():>9.3f}"
             f"{s['w1_tau21']['value']:>9.3f}{s['w1_tau21']['floor']:>8.3f}"
+            f"{s['w1_pt']['value']:>8.2f}{s['w1_pt']['floor']:>8.2f}"
+            f"{s['w1_pixels']['value']:>8.3f}{s['w1_pixels']['floor']:>8.3f}"
+            f"{100 * s['outliers']['value']:>7.2f}{100 * s['outliers']['floor']:>7.2f}"
             f"{s['auc']['value']:>7.3f}{s['auc']['floor']:>7.3f}"
         )
         norm = LogNorm(vmin=1e-3, vmax=max(real.mean(0).max(), generated.mean(0).max()))
@@ -93,7 +98,9 @@ def main() -> None:
     print(f"{run.root}: step {state.step}, {args.n} generated images per class")
     print(
         f"{'':<4}{'m real':>10}{'m gen':>10}{'W1 m':>9}{'floor':>8}"
-        f"{'t21 real':>9}{'t21 gen':>9}{'W1 t21':>9}{'floor':>8}{'AUC':>7}{'floor':>7}"
+        f"{'t21 real':>9}{'t21 gen':>9}{'W1 t21':>9}{'floor':>8}"
+        f"{'W1 pT':>8}{'floor':>8}{'W1 pix':>8}{'floor':>8}{'out %':>7}{'floor':>7}"
+        f"{'AUC':>7}{'floor':>7}"
     )
     print("\n".join(rows))
     path = write_json(args.out, "jet_images.json", {"run": str(run.root), "classes": result})
