@@ -127,6 +127,9 @@ def card(
     trained = rows[-1]["step"] if rows else best["step"]
     process = api.load_config(run.config).data.name.removeprefix("jets-")
     seeds = " ".join(map(str, args.seeds))
+    recipe = " (the config below)."
+    if args.history:
+        recipe = f"; the config below is as the run's last resume left it.\n- {args.history}"
     return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
 
 `pretrained:{name}`, physgan {__version__}. Sample it as a run directory:
@@ -137,7 +140,7 @@ def card(
 
 - Data: {api.load_config(run.config).data.n_train:,} Pythia 8 + FastJet {process} jets
   (JetNet-like, 30 particles, simulated with data seed 0), 20% held out.
-- Recipe: `physgan configs show {args.config}` (the config below).
+- Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
   the EMA generator at step {best["step"]:,}, where the validation score (W1 of jet mass and
   particle features over their floors, on held-out jets) was best: {best["score"]:.2f}.
@@ -181,6 +184,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpu-hours", type=float, required=True)
     parser.add_argument("--hardware", default="2-core x86 CPU")
+    parser.add_argument(
+        "--history", help="how the run was trained, where resumes changed its schedule (one line)"
+    )
     parser.add_argument(
         "--card-only", action="store_true", help="write CARD.md again from evaluation.json"
     )
