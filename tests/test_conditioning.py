@@ -13,7 +13,7 @@ import torch
 from physgan import api
 from physgan.data.jets import JET_FEATURES
 from physgan.errors import ConfigError, DataError
-from physgan.generation import load_run
+from physgan.generation import load_run, sample_with_conditions
 from physgan.models import EPiCGenerator
 from physgan.training.seeding import Stream
 
@@ -200,3 +200,79 @@ def test_onnx_export_takes_conditions_in_physics_units(trained, tmp_path):
     session = onnxruntime.InferenceSession(str(result.path), providers=["CPUExecutionProvider"])
     (x,) = session.run(None, {"z": z.numpy(), "cond": cond})
     np.testing.assert_allclose(x, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory):
+    """A 4-step class-conditional run on 8 simulated W and 8 QCD jet images."""
+    pytest.importorskip("pythia8mc")
+    run = tmp_path_factory.mktemp("images") / "run"
+    overrides = (
+        "data.n_train=16",
+        "data.holdout_fraction=0.25",
+        "model.generator.latent_dim=4",
+        "model.generator.base_channels=4",
+        "model.discriminator.base_channels=4",
+        "train.steps=4",
+        "train.batch_size=4",
+        "train.log_every=2",
+        "train.checkpoint_every=4",
+        "train.eval_samples=4",
+    )
+    api.train("jet-images", run, overrides=overrides, progress=False)
+    return run
+
+
+def test_a_class_is_picked_by_name(image_run, tmp_path, capsys):
+    from physgan.cli import main
+
+    for name, one_hot in (("W", [1.0, 0.0]), ("QCD", [0.0, 1.0])):
+        _, used = sample_with_conditions(*load_run(image_run), 6, 3, {"class": name})
+        np.testing.assert_array_equal(used, np.tile(one_hot, (6, 1)))
+    w = api.sample(image_run, 6, seed=3, cond={"class": "W"})
+    out = tmp_path / "w.npy"
+    assert (
+        main(
+            [
+                "sample",
+                str(image_run),
+                "-n",
+                "6",
+                "--seed",
+                "3",
+                "-o",
+                str(out),
+                "--cond",
+                "class=W",
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(np.load(out), w)
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sample",
+                str(image_run),
+                "-n",
+                "6",
+                "-o",
+                str(tmp_path / "z.npy"),
+                "--cond",
+                "class=Z",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "class must be one of W, QCD; got 'Z'" in err
+    assert not (tmp_path / "z.npy").exists()
+    with pytest.raises(ConfigError, match="conditioned on class; got pt"):
+        api.sample(image_run, 6, cond={"pt": 1.0})
+
+
+def test_a_numeric_condition_given_a_word_is_refused(trained):
+    with pytest.raises(ConfigError, match="pt needs a number, got 'high'"):
+        api.sample(trained, 5, cond={"pt": "high", "n_particles": 5})

@@ -106,7 +106,7 @@ def sample(
     n: int,
     *,
     seed: int = 0,
-    cond: np.ndarray | Mapping[str, float] | None = None,
+    cond: np.ndarray | Mapping[str, float | str] | None = None,
     out: str | Path | None = None,
     rejection: bool | None = None,
     weights: Weights = "best",
@@ -116,7 +116,8 @@ def sample(
 
     Conditional runs use ``cond`` (n, cond_dim) when given, or for a run with
     ``data.condition_on`` one value per name for all n (``{"pt": 1200.0, "n_particles": 25}``,
-    in physics units), else draw conditions from the training data's. With ``out`` (``.h5``,
+    in physics units), or for class-conditional jet images the class (``{"class": "W"}``), else
+    draw conditions from the training data's. With ``out`` (``.h5``,
     ``.npy``, ``.root`` or ``.parquet``) the samples are also written there, atomically, jets
     in the simulator's layout (see :mod:`physgan.data.writers`). ``rejection``
     (None: the config's ``sample.rejection``) keeps each sample with probability

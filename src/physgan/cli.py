@@ -52,14 +52,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _condition(text: str) -> tuple[str, float]:
+def _condition(text: str) -> tuple[str, float | str]:
+    """NAME=NUMBER, or NAME=WORD for a class (``class=W``)."""
     name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     try:
         number = float(value)
     except ValueError:
-        number = float("nan")
-    if not sep or not name or not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER, got {text!r}")
+        return name, value
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return name, number
 
 
@@ -291,7 +294,8 @@ def _parser() -> argparse.ArgumentParser:
         type=_condition,
         metavar="NAME=VALUE",
         help="for a run with data.condition_on: the value of each condition, e.g. --cond "
-        "pt=1200 --cond n_particles=25 (default: conditions drawn from the training data)",
+        "pt=1200 --cond n_particles=25; for class-conditional jet images the class, --cond "
+        "class=W (default: conditions drawn from the training data)",
     )
     _rejection_flag(p)
     _weights_flag(p)

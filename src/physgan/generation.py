@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from physgan.config import Config, parse_config
-from physgan.data.datasets import TrainingData
+from physgan.data.datasets import TrainingData, class_names
 from physgan.data.jets import canonical_cloud, is_cloud, sort_by_pt
 from physgan.data.transforms import Identity, ParticleStandardize, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
@@ -121,7 +121,7 @@ def sample_run(
     state: TrainingState,
     n: int,
     seed: int,
-    cond: np.ndarray | Mapping[str, float] | None = None,
+    cond: np.ndarray | Mapping[str, float | str] | None = None,
     rejection: bool | None = None,
     data: TrainingData | None = None,
 ) -> np.ndarray:
@@ -137,7 +137,7 @@ def sample_with_conditions(
     state: TrainingState,
     n: int,
     seed: int,
-    cond: np.ndarray | Mapping[str, float] | None = None,
+    cond: np.ndarray | Mapping[str, float | str] | None = None,
     rejection: bool | None = None,
     data: TrainingData | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -214,11 +214,33 @@ def _within_support(
     return x
 
 
+def _named_condition(config: Config, cond: Mapping[str, float | str]) -> np.ndarray:
+    """One condition row from values by name: each of ``data.condition_on`` (numbers), or
+    ``class`` (a class name) for data conditioned on a one-hot class."""
+    classes = class_names(config.data.name, config.data.conditional)
+    names = ["class"] if classes else config.data.condition_on or []
+    if sorted(cond) != sorted(names):
+        raise ConfigError(
+            f"cond: the run is conditioned on {', '.join(names) or 'nothing by name'}; "
+            f"got {', '.join(sorted(cond)) or 'nothing'}"
+        )
+    if classes:
+        if cond["class"] not in classes:
+            raise ConfigError(
+                f"cond: class must be one of {', '.join(classes)}; got {cond['class']!r}"
+            )
+        return np.eye(len(classes), dtype=np.float32)[classes.index(str(cond["class"]))]
+    text = [name for name in names if isinstance(cond[name], str)]
+    if text:
+        raise ConfigError(f"cond: {text[0]} needs a number, got {cond[text[0]]!r}")
+    return np.array([cond[name] for name in names], dtype=np.float32)
+
+
 def _conditions(
     run: RunDir,
     config: Config,
     meta: dict[str, Any],
-    cond: np.ndarray | Mapping[str, float] | None,
+    cond: np.ndarray | Mapping[str, float | str] | None,
     n: int,
     seed: int,
     data: TrainingData | None = None,
@@ -227,13 +249,7 @@ def _conditions(
     ``data.condition_on``), else conditions drawn from the training data: those the run saved
     (``conditions.npy``), else ``data`` if loaded, else the data loaded again."""
     if isinstance(cond, Mapping):
-        names = config.data.condition_on or []
-        if sorted(cond) != sorted(names):
-            raise ConfigError(
-                f"cond: the run is conditioned on {', '.join(names) or 'nothing by name'}; "
-                f"got {', '.join(sorted(cond)) or 'nothing'}"
-            )
-        cond = np.tile(np.array([cond[name] for name in names], dtype=np.float32), (n, 1))
+        cond = np.tile(_named_condition(config, cond), (n, 1))
     if cond is not None:
         cond = np.asarray(cond, dtype=np.float32)
         if cond.shape != (n, meta["cond_dim"]) or not np.isfinite(cond).all():

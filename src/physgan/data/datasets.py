@@ -14,7 +14,14 @@ from physgan.data.stream import StreamPlan, open_stream
 from physgan.data.toy import TOY_DATASETS, GaussianMixture
 from physgan.errors import ConfigError, DataError
 
-__all__ = ["JETS_PREFIX", "JET_IMAGES", "TrainingData", "load_training_data"]
+__all__ = [
+    "IMAGE_CLASSES",
+    "JETS_PREFIX",
+    "JET_IMAGES",
+    "TrainingData",
+    "class_names",
+    "load_training_data",
+]
 
 # Built-in jet data: "jets-gluon" etc., n_train jets of 30 particles simulated once with seed 0
 # by Pythia 8 + FastJet and cached (see physgan.data.jetgen.cached_jets).
@@ -22,7 +29,7 @@ JETS_PREFIX = "jets-"
 # Built-in jet images: n_train / 2 W and n_train / 2 QCD images of the LAGAN benchmark, cached;
 # with data.conditional the condition is the one-hot class [W, QCD].
 JET_IMAGES = "jet-images"
-_IMAGE_CLASSES = ("W", "QCD")
+IMAGE_CLASSES = ("W", "QCD")  # in the order of the one-hot condition
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,12 @@ class TrainingData:
     @property
     def cond_dim(self) -> int:
         return 0 if self.cond_train is None else int(self.cond_train.shape[1])
+
+
+def class_names(name: str | None, conditional: bool) -> tuple[str, ...] | None:
+    """The class names of built-in data conditioned on a one-hot class (the jet images, with
+    ``data.conditional``), in the order of the one-hot condition; None for other data."""
+    return IMAGE_CLASSES if name == JET_IMAGES and conditional else None
 
 
 def load_training_data(
@@ -151,16 +164,16 @@ def _jet_images(
     """n // 2 cached images of each class (n, 1, P, P), one-hot classes if ``conditional``."""
     from physgan.data.jetgen import cached_jet_images
 
-    if n < 2 * len(_IMAGE_CLASSES):
+    if n < 2 * len(IMAGE_CLASSES):
         raise ConfigError(f"config: data.n_train: {JET_IMAGES} needs at least 4 images, got {n}")
     workers = min(4, os.cpu_count() or 1)  # the images do not depend on it
     parts = [
         read_arrays(cached_jet_images(c, n // 2, seed=0, workers=workers, progress=progress))[0]
-        for c in _IMAGE_CLASSES
+        for c in IMAGE_CLASSES
     ]
     labels = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
     cond = np.eye(len(parts), dtype=np.float32)[labels] if conditional else None
-    return np.concatenate(parts), cond, _IMAGE_CLASSES
+    return np.concatenate(parts), cond, IMAGE_CLASSES
 
 
 def _jet_conditions(path: str | Path, names: list[str], n: int) -> np.ndarray:
