@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import platform
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from physgan import api
 
 
 def machine() -> dict[str, Any]:
@@ -70,3 +73,43 @@ class StepTimer:
     def rate(self) -> float:
         """Steps per second after the first step."""
         return (self.steps - 1) / (self.end - self.start)
+
+
+def merged(base: dict[str, Any], *changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with each change's leaves set (nested dicts merged, other values replaced)."""
+    out = copy.deepcopy(base)
+    for change in changes:
+        stack = [(out, change)]
+        while stack:
+            target, patch = stack.pop()
+            for key, value in patch.items():
+                if isinstance(value, dict) and isinstance(target.get(key), dict):
+                    stack.append((target[key], value))
+                else:
+                    target[key] = copy.deepcopy(value)
+    return out
+
+
+def run_variant(name: str, config: dict[str, Any], steps: int, every: int, out: Path) -> dict:
+    """Train ``config`` for ``steps`` steps (resuming its run under ``out/runs``), scoring the
+    sampling generator every ``every`` steps; the last and best validation scores, the step
+    and outlier fraction of the best, every validation value there, and the seconds it took
+    (this session's, if it resumed)."""
+    config = copy.deepcopy(config)
+    config["train"].update(steps=steps, log_every=every, checkpoint_every=every, select_every=every)
+    run_dir = out / "runs" / name.split(" (")[0].replace(" ", "-").replace(",", "")
+    start = time.perf_counter()
+    api.train(config, run_dir, resume=True, progress=False)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in rows if "val_score" in r]
+    best = min(scored, key=lambda r: r["val_score"])
+    return {
+        "variant": name,
+        "last_score": scored[-1]["val_score"],
+        "best_score": best["val_score"],
+        "best_step": best["step"],
+        "outliers_at_best": best["val_outliers"],
+        "at_best": {key: value for key, value in best.items() if key.startswith("val_")},
+        "seconds": seconds,
+    }

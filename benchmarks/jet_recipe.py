@@ -15,14 +15,10 @@ row: the differences below about 20% are within a run's swings. Run:
 from __future__ import annotations
 
 import argparse
-import copy
-import json
-import time
 from pathlib import Path
 from typing import Any
 
-from _common import write_json
-from physgan import api
+from _common import merged, run_variant, write_json
 
 BASE: dict[str, Any] = {
     "seed": 0,
@@ -68,41 +64,6 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
 }
 
 
-def merged(base: dict[str, Any], *changes: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with each change's leaves set (nested dicts merged, other values replaced)."""
-    out = copy.deepcopy(base)
-    for change in changes:
-        stack = [(out, change)]
-        while stack:
-            target, patch = stack.pop()
-            for key, value in patch.items():
-                if isinstance(value, dict) and isinstance(target.get(key), dict):
-                    stack.append((target[key], value))
-                else:
-                    target[key] = copy.deepcopy(value)
-    return out
-
-
-def run_variant(name: str, changes: list[dict], steps: int, every: int, out: Path) -> dict:
-    config = merged(BASE, *changes)
-    config["train"].update(steps=steps, log_every=every, checkpoint_every=steps, select_every=every)
-    run_dir = out / "runs" / name.split(" (")[0].replace(" ", "-").replace(",", "")
-    start = time.perf_counter()
-    api.train(config, run_dir, resume=True, progress=False)
-    seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    scored = [r for r in rows if "val_score" in r]
-    best = min(scored, key=lambda r: r["val_score"])
-    return {
-        "variant": name,
-        "last_score": scored[-1]["val_score"],
-        "best_score": best["val_score"],
-        "best_step": best["step"],
-        "outliers_at_best": best["val_outliers"],
-        "seconds": seconds,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=3000)
@@ -114,7 +75,7 @@ def main() -> None:
     header = f"{'variant':<46}{'last':>8}{'best':>8}{'at step':>9}{'outliers':>10}{'s':>7}"
     print(header)
     for name, changes in VARIANTS.items():
-        r = run_variant(name, changes, args.steps, args.every, out)
+        r = run_variant(name, merged(BASE, *changes), args.steps, args.every, out)
         results.append(r)
         print(
             f"{name:<46}{r['last_score']:>8.2f}{r['best_score']:>8.2f}{r['best_step']:>9}"
