@@ -276,3 +276,30 @@ def test_a_class_is_picked_by_name(image_run, tmp_path, capsys):
 def test_a_numeric_condition_given_a_word_is_refused(trained):
     with pytest.raises(ConfigError, match="pt needs a number, got 'high'"):
         api.sample(trained, 5, cond={"pt": "high", "n_particles": 5})
+
+
+def _image_file(path, process, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.exponential(5.0, (n, 25, 25)) * (rng.random((n, 25, 25)) < 0.1)
+    images[:, 12, 12] += 150.0
+    with h5py.File(path, "w") as fh:
+        fh["images"] = images.astype(np.float32)
+        if process is not None:
+            fh.attrs["process"] = process
+    return path
+
+
+def test_a_class_conditional_run_is_evaluated_on_the_class_of_its_reference(image_run, tmp_path):
+    from physgan.cli import main
+
+    for process, name in (("Wprime", "W"), ("QCD", "QCD")):
+        reference = _image_file(tmp_path / f"{name}.h5", process)
+        result = api.evaluate(image_run, n=20, reference=reference, out=tmp_path / name)
+        assert result["class"] == name
+        assert result["n_compared"] == 20
+    unlabelled = _image_file(tmp_path / "mixed.h5", None)
+    with pytest.raises(DataError, match=r"images of one class.*process is None"):
+        api.evaluate(image_run, n=10, reference=unlabelled, out=tmp_path / "none")
+    argv = ["evaluate", str(image_run), "-n", "10", "--reference", str(unlabelled)]
+    assert main([*argv, "--out", str(tmp_path / "cli")]) == 2
+    assert not (tmp_path / "cli" / "metrics.json").exists()

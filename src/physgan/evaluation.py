@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from physgan.config import Config
-from physgan.data.datasets import TrainingData
+from physgan.data.datasets import TrainingData, class_names
 from physgan.data.io import read_arrays
 from physgan.data.toy import GaussianMixture
 from physgan.errors import ConfigError, DataError
@@ -271,8 +271,10 @@ def evaluate_run(
 
     The real samples are ``reference`` (a data file) if given, else ``2 n`` draws of the true
     mixture for toys, else the run's held-out data (a shipped generator needs ``reference``:
-    its training data are not shipped). Each metric (see :mod:`physgan.evaluation` for which,
-    by kind of data) is reported as {value, std, floor, floor_std, verdict}, the floor being
+    its training data are not shipped; a class-conditional run then generates the class of the
+    reference, which the file's ``process`` attribute names). Each metric (see
+    :mod:`physgan.evaluation` for which, by kind of data) is reported as {value, std, floor,
+    floor_std, verdict}, the floor being
     the same metric between two disjoint halves of the real samples; toys also get ``modes``,
     ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
     :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
@@ -283,6 +285,7 @@ def evaluate_run(
     if rejection is None:
         rejection = config.sample.rejection
     data: TrainingData | None = None
+    cond = None
     if reference is not None:
         real, _ = read_arrays(reference)
         if tuple(real.shape[1:]) != tuple(meta["sample_shape"]):
@@ -290,6 +293,9 @@ def evaluate_run(
                 f"{reference}: samples of shape {tuple(real.shape[1:])}, the run's data have "
                 f"{tuple(meta['sample_shape'])}"
             )
+        classes = class_names(config.data.name, config.data.conditional)
+        if classes:  # generate the reference's class only
+            cond = {"class": _reference_class(reference, classes)}
     elif run.shipped:
         raise ConfigError(
             f"{run_dir}: give --reference, real jets to compare with (its training data are "
@@ -304,7 +310,7 @@ def evaluate_run(
         else:
             real = data.x_holdout
     truth = None if data is None else data.truth
-    generated = sample_run(run, config, meta, state, n, seed, None, rejection, data)
+    generated = sample_run(run, config, meta, state, n, seed, cond, rejection, data)
     rows = run.read_metrics()
     scored = evaluate_samples(real, generated, seed=seed, truth=truth, training_rows=rows)
     n_compared = min(len(real) // 2, n)
@@ -315,6 +321,8 @@ def evaluate_run(
         "step": state.step,
         "rejection": rejection,
     }
+    if cond is not None:
+        summary["class"] = cond["class"]
     if data is not None and data.classes is not None and data.cond_holdout is not None:
         summary["classes"] = {}
         for index, name in enumerate(data.classes):
@@ -351,6 +359,28 @@ def evaluate_run(
         provenance=provenance,
     )
     return result
+
+
+def _reference_class(reference: str | Path, classes: tuple[str, ...]) -> str:
+    """The class of a reference file of jet images, from the process its simulation recorded
+    (``physgan data jet-images --process W`` writes one class per file)."""
+    import h5py
+
+    from physgan.data.jetgen import IMAGE_PROCESSES
+
+    try:
+        with h5py.File(reference, "r") as fh:
+            process = fh.attrs.get("process")
+    except OSError:
+        process = None
+    by_process = {IMAGE_PROCESSES[name]: name for name in classes if name in IMAGE_PROCESSES}
+    if process not in by_process:
+        raise DataError(
+            f"{reference}: a class-conditional run is compared with images of one class, from "
+            "`physgan data jet-images --process W|QCD` (its process attribute names the class); "
+            f"this file's process is {process!r}"
+        )
+    return by_process[process]
 
 
 def _shipped_out(run: RunDir) -> str:
