@@ -1,18 +1,19 @@
-"""Ship a trained jet run as ``pretrained:NAME``: its best generator, files and model card.
+"""Ship a trained jet or jet-image run as ``pretrained:NAME``: its best generator and model card.
 
 Copies RUN's config, meta.json, transform.json and best.safetensors (the selected EMA generator,
-at most 2 MB) into ``src/physgan/generators/NAME/`` with its training jets' support
-(``support.json``) and up to 20,000 of their conditions (``conditions.npy``, for sampling
-without the data), then evaluates the shipped
-generator as a user would (``physgan evaluate pretrained:NAME --reference FILE -n N``) for
-each evaluation seed against jets it never saw, and writes CARD.md: the recipe, the data, the
-training steps and CPU hours, the metric table (mean and spread over the seeds) and the
-commands that measured it. Run:
+at most 2 MB) into ``src/physgan/generators/NAME/`` with, for jets, its training jets' support
+(``support.json``), and up to 20,000 of its training conditions (``conditions.npy``, for
+sampling without the data), then evaluates the shipped generator as a user would (``physgan
+evaluate pretrained:NAME --reference FILE -n N``) for each evaluation seed against samples it
+never saw, and writes CARD.md: the recipe, the data, the training steps and CPU hours, the
+metric table (mean and spread over the seeds) and the commands that measured it. Run:
 
     .venv/bin/python scripts/ship_generator.py RUN NAME --reference fresh.h5 --cpu-hours H
 
 ``fresh.h5``: at least 2 N jets of the run's process from a seed the run did not train on,
-e.g. ``physgan data jets --process gluon -n 20000 --seed 1 -o fresh.h5``.
+e.g. ``physgan data jets --process gluon -n 20000 --seed 1 -o fresh.h5``. A class-conditional
+jet-image run takes one file per class, ``--reference w.h5 qcd.h5``, from ``physgan data
+jet-images --process W|QCD -n 20000 --seed 1``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ LABELS = {
     "outliers": "outside the real support (%)",
     "auc": "classifier AUC",
 }
+IMAGE_LABELS = {
+    "w1_mass": "W1 of jet mass (GeV)",
+    "w1_tau21": "W1 of tau_21",
+    "w1_pt": "W1 of total pT (GeV)",
+    "w1_pixels": "W1 of log10 pixel pT",
+    "outliers": "outside the real support (%)",
+    "auc": "classifier AUC",
+}
+IMAGE_SCALES = {key: 100.0 if key == "outliers" else 1.0 for key in IMAGE_LABELS}
 
 
 def copy_run(run_dir: Path, name: str) -> Path:
@@ -64,7 +74,7 @@ def copy_run(run_dir: Path, name: str) -> Path:
     data = None
     if run.support.is_file():
         shutil.copy(run.support, shipped.support)
-    else:  # a run begun before runs kept their support
+    elif not is_images(run):  # a jet run begun before runs kept their support
         data = load_data(api.load_config(run.config))
         shipped.write_support(data.x_train)
     cond = run.read_conditions(int(meta["cond_dim"])) if meta["cond_dim"] else None
@@ -77,29 +87,38 @@ def copy_run(run_dir: Path, name: str) -> Path:
     return out
 
 
-def evaluate(name: str, reference: Path, n: int, seeds: list[int]) -> dict[str, list[dict]]:
-    """Each metric's result for each evaluation seed, as ``physgan evaluate`` gives it."""
-    results: dict[str, list[dict]] = {}
+def is_images(run: RunDir) -> bool:
+    return api.load_config(run.config).data.name == "jet-images"
+
+
+def evaluate(
+    name: str, references: list[Path], n: int, seeds: list[int], labels: dict[str, str]
+) -> dict[str, dict[str, list[dict]]]:
+    """Per reference's class ("" for jets), each metric's result for each evaluation seed, as
+    ``physgan evaluate`` gives it."""
+    results: dict[str, dict[str, list[dict]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in seeds:
-            metrics = api.evaluate(
-                f"pretrained:{name}", n=n, seed=seed, reference=reference, out=tmp
-            )
-            for key in LABELS:
-                results.setdefault(key, []).append(metrics[key])
+        for reference in references:
+            for seed in seeds:
+                metrics = api.evaluate(
+                    f"pretrained:{name}", n=n, seed=seed, reference=reference, out=tmp
+                )
+                group = results.setdefault(metrics.get("class", ""), {})
+                for key in labels:
+                    group.setdefault(key, []).append(metrics[key])
     return results
 
 
-def table(results: dict[str, list[dict]]) -> str:
+def table(results: dict[str, list[dict]], labels: dict[str, str], scales: dict[str, float]) -> str:
     """Markdown: each metric's mean ± spread over seeds, its floor, and their ratio."""
     lines = [
         "| metric | generated vs real | real vs real (floor) | ratio |",
         "|---|---|---|---|",
     ]
-    for key, label in LABELS.items():
+    for key, label in labels.items():
         values = np.array([r["value"] for r in results[key]], dtype=float)
         floors = np.array([r["floor"] for r in results[key]], dtype=float)
-        scale = PAPER_SCALES[key]
+        scale = scales[key]
         if key == "auc":  # its floor is about 0.5, not about 0: the value speaks for itself
             ratio = "-"
         elif np.mean(floors) > 0:
@@ -116,8 +135,8 @@ def table(results: dict[str, list[dict]]) -> str:
 def card(
     name: str,
     run_dir: Path,
-    results: dict[str, list[dict]],
-    speed: dict[str, float],
+    results: dict[str, dict[str, list[dict]]],
+    speed: dict[str, float] | None,
     args: argparse.Namespace,
 ) -> str:
     run = RunDir(run_dir)
@@ -125,11 +144,14 @@ def card(
     best = read_weights(run.best)[1]
     rows = run.read_metrics()
     trained = rows[-1]["step"] if rows else best["step"]
-    process = api.load_config(run.config).data.name.removeprefix("jets-")
     seeds = " ".join(map(str, args.seeds))
     recipe = " (the config below)."
     if args.history:
         recipe = f"; the config below is as the run's last resume left it.\n- {args.history}"
+    if is_images(run):
+        return image_card(name, run, results, args, trained, best, recipe)
+    assert speed is not None
+    process = api.load_config(run.config).data.name.removeprefix("jets-")
     return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
 
 `pretrained:{name}`, physgan {__version__}. Sample it as a run directory:
@@ -152,7 +174,7 @@ def card(
 {args.reference_seed}); the floor is the same metric between two halves of those Pythia jets
 ({args.n:,} each). Mean ± spread over evaluation seeds {seeds}.
 
-{table(results)}
+{table(results[""], LABELS, PAPER_SCALES)}
 
 Generation on one core: {speed["generated_jets_per_s"]:,.0f} jets/s; Pythia 8 + FastJet:
 {speed["simulated_jets_per_s_per_core"]:.0f} jets/s; speed-up per core
@@ -173,12 +195,77 @@ Measured with:
 """
 
 
+def image_card(
+    name: str,
+    run: RunDir,
+    results: dict[str, dict[str, list[dict]]],
+    args: argparse.Namespace,
+    trained: int,
+    best: dict,
+    recipe: str,
+) -> str:
+    data = api.load_config(run.config).data
+    seeds = " ".join(map(str, args.seeds))
+    tables = "\n\n".join(
+        f"**{group}**\n\n{table(by_metric, IMAGE_LABELS, IMAGE_SCALES)}"
+        for group, by_metric in results.items()
+    )
+    files = " ".join(str(path) for path in args.reference)
+    return f"""# W and QCD jet images: a class-conditional GAN trained on a CPU
+
+`pretrained:{name}`, physgan {__version__}. Sample it as a run directory:
+
+    physgan sample pretrained:{name} -n 10000 -o w-images.h5 --cond class=W
+
+## Training
+
+- Data: {data.n_train:,} Pythia 8 + FastJet jet images of the LAGAN benchmark (25x25 pixels of
+  pT in GeV, 250-300 GeV trimmed R = 1.0 jets; half W from a W', half QCD; data seed 0),
+  {data.holdout_fraction:.0%} held out.
+- Recipe: `physgan configs show {args.config}`{recipe}
+- Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
+  the EMA generator at step {best["step"]:,}, where the validation score (W1 of jet mass and
+  tau_21 over their floors, on held-out images) was best: {best["score"]:.2f}.
+- Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
+
+## Quality
+
+Per class, {args.n:,} generated images against {args.n:,} simulated images of a seed it never
+saw (data seed {args.reference_seed}); the floor is the same metric between two halves of the
+simulated images ({args.n:,} each). Mean ± spread over evaluation seeds {seeds}.
+
+{tables}
+
+Measured with:
+
+    physgan data jet-images --process W -n {2 * args.n} --seed {args.reference_seed} -o w.h5
+    physgan data jet-images --process QCD -n {2 * args.n} --seed {args.reference_seed} -o qcd.h5
+    for f in w.h5 qcd.h5; do for s in {seeds}; do
+      physgan evaluate pretrained:{name} --reference $f -n {args.n} --seed $s --out ev-$f-$s
+    done; done
+
+(this card: `{files}`)
+
+## Config
+
+```yaml
+{run.config.read_text().rstrip()}
+```
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("name")
     parser.add_argument("--config", required=True, help="the shipped config it was trained from")
-    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="jets: one file; images: one per class",
+    )
     parser.add_argument("--reference-seed", type=int, default=1)
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -192,17 +279,28 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = ROOT / args.name
+    images = is_images(RunDir(args.run))
     if args.card_only:
         saved = json.loads((out / "evaluation.json").read_text())
-        results, speed = saved["metrics"], saved["speed"]
+        speed = saved["speed"]
+        results = saved["metrics"] if images else {"": saved["metrics"]}
     else:
         out = copy_run(args.run, args.name)
         (out / "CARD.md").write_text(f"# {args.name}: being evaluated\n")
-        results = evaluate(args.name, args.reference, args.n, args.seeds)
-        speed = fastsim_speed(f"pretrained:{args.name}", threads=1)
+        labels = IMAGE_LABELS if images else LABELS
+        results = evaluate(args.name, args.reference, args.n, args.seeds, labels)
+        speed = None if images else fastsim_speed(f"pretrained:{args.name}", threads=1)
     (out / "CARD.md").write_text(card(args.name, args.run, results, speed, args))
     (out / "evaluation.json").write_text(
-        json.dumps({"n": args.n, "seeds": args.seeds, "metrics": results, "speed": speed}, indent=2)
+        json.dumps(
+            {
+                "n": args.n,
+                "seeds": args.seeds,
+                "metrics": results if images else results[""],  # images: by class
+                "speed": speed,
+            },
+            indent=2,
+        )
         + "\n"
     )
     print((out / "CARD.md").read_text())

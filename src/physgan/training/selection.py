@@ -62,8 +62,9 @@ def _halves(
     n = min(n_samples, len(holdout) // 2)
     if n < 10:
         raise ConfigError(
-            f"config: train.select_every: model selection needs at least 20 held-out {what}, "
-            f"the holdout has {len(holdout)}"
+            f"config: train.select_every: model selection compares at least 10 generated {what} "
+            f"with 10 held-out ones; train.select_samples is {n_samples} and the holdout has "
+            f"{len(holdout)} (at least 20 needed)"
         )
     order = np.random.default_rng(derive_seed(seed, Stream.SELECT)).permutation(len(holdout))
     other_cond = None if cond is None else torch.as_tensor(cond[order[n : 2 * n]])
