@@ -303,3 +303,23 @@ def test_a_class_conditional_run_is_evaluated_on_the_class_of_its_reference(imag
     argv = ["evaluate", str(image_run), "-n", "10", "--reference", str(unlabelled)]
     assert main([*argv, "--out", str(tmp_path / "cli")]) == 2
     assert not (tmp_path / "cli" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".root", ".parquet"])
+def test_sampled_images_record_their_class(image_run, tmp_path, suffix):
+    from physgan.data.io import load, read_arrays
+
+    if suffix != ".h5":
+        pytest.importorskip("uproot")
+        pytest.importorskip("pyarrow")
+    path = tmp_path / f"mixed{suffix}"
+    x = api.sample(image_run, 30, seed=2, out=path)
+    _, used = sample_with_conditions(*load_run(image_run), 30, 2, None)
+    assert 0 < used[:, 0].sum() < 30  # both classes drawn
+    np.testing.assert_array_equal(load(path, ["label"])["label"], used.argmax(axis=1))
+    np.testing.assert_array_equal(read_arrays(path)[0], x)
+    api.sample(image_run, 5, seed=2, cond={"class": "QCD"}, out=tmp_path / f"qcd{suffix}")
+    np.testing.assert_array_equal(load(tmp_path / f"qcd{suffix}", ["label"])["label"], 1)
+    if suffix == ".h5":
+        with h5py.File(path) as fh:
+            assert list(fh["label"].attrs["classes"]) == ["W", "QCD"]

@@ -23,6 +23,7 @@ from physgan.config import (
     shipped_config_text,
     shipped_configs,
 )
+from physgan.data.datasets import class_names
 from physgan.data.jetgen import cached_jets, generate_jet_images, generate_jets
 from physgan.data.writers import Provenance, check_output, write_samples
 from physgan.errors import ConfigError
@@ -141,7 +142,8 @@ def sample(
             data=data.name if data.path is None else str(data.path),
         )
         names = data.condition_on or ()
-        write_samples(out, x, cond=used, cond_names=names, made_by=made_by)
+        classes = class_names(data.name, data.conditional) or ()
+        write_samples(out, x, cond=used, cond_names=names, made_by=made_by, classes=classes)
     return x
 
 

@@ -4,7 +4,8 @@ Jet particle clouds (n, N, 4) [eta_rel, phi_rel, pt_rel, mask] are written as
 :mod:`physgan.data.jetgen` writes simulated jets: ``particles`` (mask 0/1, zero padding, highest
 pT first) next to ``jets`` (n, 4) [pt (GeV), eta, mass (GeV), n_particles] computed from the
 particles and the generator's conditions (:func:`generated_jets`). Images (n, 1, P, P) are
-written as ``images`` (n, P, P); other samples as ``x``. The suffix picks the format:
+written as ``images`` (n, P, P), with ``label`` (n,), the index of each image's class, for a
+class-conditional run; other samples as ``x``. The suffix picks the format:
 
 - ``.h5``/``.hdf5``: those datasets, with the simulator's attributes (features, units) and file
   attributes saying what made them (generator, run, step, seed, version, kind, process);
@@ -147,6 +148,7 @@ def _samples(
     cond: np.ndarray | Mapping[str, float] | None,
     cond_names: Sequence[str],
     training: Mapping[str, Any],
+    classes: Sequence[str] = (),
 ) -> _Samples:
     if is_cloud(x.shape[1:]):
         particles = sort_by_pt(canonical_cloud(x))
@@ -160,9 +162,17 @@ def _samples(
         )
     if x.ndim == 4 and x.shape[1] == 1:
         jet_images = training.get("kind") == "images"
-        return _Samples(
-            "images", {"images": x[:, 0]}, {"images": ARRAY_ATTRS["images"]} if jet_images else {}
-        )
+        arrays = {"images": x[:, 0]}
+        attrs = {"images": ARRAY_ATTRS["images"]} if jet_images else {}
+        if classes and isinstance(cond, np.ndarray):
+            if cond.shape != (len(x), len(classes)):
+                raise DataError(f"cond: expected one-hot rows ({len(x)}, {len(classes)})")
+            arrays["label"] = cond.argmax(axis=1).astype(np.int8)
+            attrs["label"] = {
+                "classes": list(classes),
+                "description": "the class each image was generated as: an index into classes",
+            }
+        return _Samples("images", arrays, attrs)
     return _Samples("samples", {"x": x}, {})
 
 
@@ -277,10 +287,11 @@ def _write_layout(
     cond: np.ndarray | Mapping[str, float] | None,
     cond_names: Sequence[str],
     made_by: Provenance | None,
+    classes: Sequence[str],
 ) -> None:
     """Write ``x`` in the simulator's layout to ``tmp`` in the format of ``suffix``."""
     training = _training_attrs(made_by.data if made_by is not None else None)
-    samples = _samples(x, cond, cond_names, training)
+    samples = _samples(x, cond, cond_names, training, classes)
     attrs = _file_attrs(samples.kind, made_by, training)
     writer = {".root": _write_root, ".parquet": _write_parquet}.get(suffix, _write_h5)
     writer(tmp, samples, attrs)
@@ -309,6 +320,7 @@ def write_samples(
     cond: np.ndarray | Mapping[str, float] | None = None,
     cond_names: Sequence[str] = (),
     made_by: Provenance | None = None,
+    classes: Sequence[str] = (),
 ) -> Path:
     """Write generated samples ``x`` (n, ...) in the data's units to ``path``, atomically.
 
@@ -320,6 +332,9 @@ def write_samples(
         cond_names: the names of the conditions (``data.condition_on``: pt, eta, mass,
             n_particles).
         made_by: the run, step and seed recorded in the file's attributes.
+        classes: for images of a class-conditional run, the names of the one-hot classes of
+            ``cond``: each image's class index is written as ``label`` (n,), the names as its
+            ``classes`` attribute.
 
     Raises:
         DataError: an unsupported suffix, a missing directory, ``x`` without rows, or a write
@@ -337,7 +352,7 @@ def write_samples(
                 with open(tmp, "wb") as fh:
                     np.save(fh, x, allow_pickle=False)
             else:
-                _write_layout(tmp, suffix, x, cond, cond_names, made_by)
+                _write_layout(tmp, suffix, x, cond, cond_names, made_by, classes)
     except OSError as err:
         raise DataError(f"{path}: cannot write ({err.strerror or err})") from None
     return path
