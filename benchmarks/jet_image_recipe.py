@@ -5,7 +5,8 @@ Trains class-conditional W / QCD jet-image GANs (the cached LAGAN images of ``je
 changed at a time from ``jet-images`` (a DCGAN with spectral norm and a minibatch-std feature in
 D, ReLU output, the pixels divided by one number): the LAGAN generator (locally connected
 layers, slimmed to fit a CPU and a 2 MB file), the LAGAN discriminator (minibatch
-discrimination, batch norm, dropout), the least-squares loss, no minibatch-std feature. Each
+discrimination, batch norm, dropout), the least-squares loss, no minibatch-std feature, the
+square root of the pixels (``transform: sqrt``, which compresses their dynamic range). Each
 run scores its EMA generator on held-out images every ``--every`` steps
 (``train.select_every``): the score is the mean of W1 of jet mass and of tau_21 over their
 real-vs-real floors (1 is as close as a second real sample). The table shows the last and the
@@ -61,6 +62,10 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     "LAGAN generator and discriminator": [models(LAGAN_G, LAGAN_D)],
     "least-squares loss": [models(DCGAN_G, DCGAN_D), {"loss": {"name": "lsgan"}}],
     "no minibatch std in D": [models(DCGAN_G, DCGAN_D | {"minibatch_std": False})],
+    "square-root pixels (transform sqrt)": [
+        models(DCGAN_G, DCGAN_D),
+        {"data": {"transform": "sqrt"}},
+    ],
 }
 
 

@@ -27,7 +27,7 @@ import torch
 from physgan import api
 from physgan.cli import main
 from physgan.data.jets import canonical_cloud, sort_by_pt
-from physgan.data.transforms import Identity, ParticleStandardize, Standardize
+from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
 from physgan.errors import ConfigError, MissingExtraError
 from physgan.export import InverseTransform, cloud_layout, export_onnx
 from physgan.generation import load_run
@@ -198,9 +198,10 @@ def test_metadata_describes_the_graph(exported):
     [
         Standardize(mean=(3.0, -1.5, 250.0), std=(0.5, 2.0, 40.0)),
         ParticleStandardize(mean=(0.01, -0.02, 0.05), std=(0.2, 0.3, 0.07)),
+        SqrtScale(scale=7.5),
         Identity(),
     ],
-    ids=["standardize", "particle_standardize", "identity"],
+    ids=["standardize", "particle_standardize", "sqrt", "identity"],
 )
 def test_inverse_transform_equals_numpy(transform):
     rng = np.random.default_rng(0)

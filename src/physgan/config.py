@@ -56,8 +56,9 @@ class DataConfig(_Section):
     conditional: bool = False  # toys: condition on the one-hot mixture component (files: cond)
     # jets: condition on these jet features (standardised; n_particles also sets the multiplicity)
     condition_on: list[Literal["pt", "eta", "mass", "n_particles"]] | None = None
-    # standardize: per feature; scale: divide everything by one number (images: zeros stay 0)
-    transform: Literal["standardize", "scale", "none"] = "standardize"  # saved with the run
+    # standardize: per feature; scale: divide everything by one number (images: zeros stay 0);
+    # sqrt: the square root of that (non-negative images: compresses their dynamic range)
+    transform: Literal["standardize", "scale", "sqrt", "none"] = "standardize"  # saved with the run
     stream: StreamConfig | None = None  # data.path an HDF5 file: stream it (true: defaults)
 
     @model_validator(mode="before")

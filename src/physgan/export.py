@@ -31,6 +31,7 @@ from physgan.data.jets import is_cloud
 from physgan.data.transforms import (
     Identity,
     ParticleStandardize,
+    SqrtScale,
     Standardize,
     transform_from_dict,
 )
@@ -63,8 +64,9 @@ class InverseTransform(nn.Module):
 
     ``Standardize``: x = x_norm * std + mean per feature (last axis). ``ParticleStandardize``:
     the same on the features of real particles (mask, the last channel, > 0.5), exact zeros on
-    padded ones, mask unchanged. ``Identity``: x = x_norm. Mean and std are buffers, so they
-    travel with the module (and into an ONNX graph) as constants.
+    padded ones, mask unchanged. ``SqrtScale``: x = scale * relu(x_norm)^2 (``std`` holds the
+    scale). ``Identity``: x = x_norm. Mean and std are buffers, so they travel with the module
+    (and into an ONNX graph) as constants.
 
     Shapes:
         ``forward(x_norm)``: (B, ..., F) -> (B, ..., F).
@@ -77,12 +79,16 @@ class InverseTransform(nn.Module):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, transform: Standardize | ParticleStandardize | Identity) -> None:
+    def __init__(self, transform: Standardize | ParticleStandardize | SqrtScale | Identity) -> None:
         super().__init__()
         self.particles = isinstance(transform, ParticleStandardize)
         self.identity = isinstance(transform, Identity)
-        mean = () if self.identity else transform.mean
-        std = () if self.identity else transform.std
+        self.squared = isinstance(transform, SqrtScale)
+        if isinstance(transform, SqrtScale):
+            mean, std = (0.0,), (transform.scale,)
+        else:
+            mean = () if self.identity else transform.mean
+            std = () if self.identity else transform.std
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
 
@@ -90,6 +96,8 @@ class InverseTransform(nn.Module):
         """Samples in physics units, same shape as ``x_norm``."""
         if self.identity:
             return x_norm
+        if self.squared:
+            return torch.relu(x_norm).square() * self.std
         if not self.particles:
             return x_norm * self.std + self.mean
         real = x_norm[..., -1:] > 0.5

@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from physgan.config import Config, FlowModelConfig, GANModelConfig, VAEModelConfig
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.stream import StreamingSampler
-from physgan.data.transforms import Identity, ParticleStandardize, Standardize
+from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
 from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
@@ -184,14 +184,21 @@ def load_data(config: Config, progress: bool = False) -> TrainingData:
 
 def fit_transform(
     config: Config, x_train: np.ndarray, cloud: bool
-) -> Standardize | ParticleStandardize | Identity:
+) -> Standardize | ParticleStandardize | SqrtScale | Identity:
     """The run's ``data.transform`` fitted on the training samples."""
     if config.data.transform == "standardize":
         return (ParticleStandardize if cloud else Standardize).fit(x_train)
+    if config.data.transform in ("scale", "sqrt") and cloud:  # the mask channel must stay 0/1
+        raise ConfigError(
+            f"config: data.transform: {config.data.transform} is not for particle clouds"
+        )
     if config.data.transform == "scale":
-        if cloud:  # the mask channel must stay 0/1
-            raise ConfigError("config: data.transform: scale is not for particle clouds")
         return Standardize.fit_scale(x_train)
+    if config.data.transform == "sqrt":
+        try:
+            return SqrtScale.fit(x_train)
+        except ValueError as err:
+            raise ConfigError(f"config: data.transform: {err}") from None
     return Identity()
 
 
@@ -211,7 +218,7 @@ def to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
 def real_batches(
     config: Config,
     data: TrainingData,
-    transform: Standardize | ParticleStandardize | Identity,
+    transform: Standardize | ParticleStandardize | SqrtScale | Identity,
     cond_transform: Standardize | Identity,
     runtime: Runtime,
 ) -> BatchSampler:

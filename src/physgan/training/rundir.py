@@ -208,12 +208,16 @@ class RunDir:
             _check_affine(self.meta, spec, cond_dim)
 
     def _check_transform(self, spec: dict[str, Any]) -> None:
-        kinds = ("standardize", "particle_standardize", "none")
+        kinds = ("standardize", "particle_standardize", "sqrt", "none")
         kind = spec.get("kind")
         if kind not in kinds:
             raise CheckpointError(
                 f"{self.transform}: unknown kind {kind!r}; expected one of {', '.join(kinds)}"
             )
+        if kind == "sqrt":
+            if not (_numbers([spec.get("scale")]) and spec["scale"] > 0):
+                raise CheckpointError(f"{self.transform}: scale must be a positive number")
+            return
         if kind == "none" or not self.meta.is_file():
             _check_affine(self.transform, spec, None)
             return
