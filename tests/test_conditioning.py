@@ -230,41 +230,11 @@ def test_a_class_is_picked_by_name(image_run, tmp_path, capsys):
         _, used = sample_with_conditions(*load_run(image_run), 6, 3, {"class": name})
         np.testing.assert_array_equal(used, np.tile(one_hot, (6, 1)))
     w = api.sample(image_run, 6, seed=3, cond={"class": "W"})
-    out = tmp_path / "w.npy"
-    assert (
-        main(
-            [
-                "sample",
-                str(image_run),
-                "-n",
-                "6",
-                "--seed",
-                "3",
-                "-o",
-                str(out),
-                "--cond",
-                "class=W",
-            ]
-        )
-        == 0
-    )
-    np.testing.assert_array_equal(np.load(out), w)
+    argv = ["sample", str(image_run), "-n", "6", "--seed", "3", "-o"]
+    assert main([*argv, str(tmp_path / "w.npy"), "--cond", "class=W"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "w.npy"), w)
     capsys.readouterr()
-    assert (
-        main(
-            [
-                "sample",
-                str(image_run),
-                "-n",
-                "6",
-                "-o",
-                str(tmp_path / "z.npy"),
-                "--cond",
-                "class=Z",
-            ]
-        )
-        == 2
-    )
+    assert main([*argv, str(tmp_path / "z.npy"), "--cond", "class=Z"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0
     assert "class must be one of W, QCD; got 'Z'" in err
