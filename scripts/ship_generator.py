@@ -136,7 +136,7 @@ def card(
     name: str,
     run_dir: Path,
     results: dict[str, dict[str, list[dict]]],
-    speed: dict[str, float] | None,
+    speed: dict[str, float],
     args: argparse.Namespace,
 ) -> str:
     run = RunDir(run_dir)
@@ -149,8 +149,7 @@ def card(
     if args.history:
         recipe = f"; the config below is as the run's last resume left it.\n- {args.history}"
     if is_images(run):
-        return image_card(name, run, results, args, trained, best, recipe)
-    assert speed is not None
+        return image_card(name, run, results, speed, args, trained, best, recipe)
     process = api.load_config(run.config).data.name.removeprefix("jets-")
     return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
 
@@ -199,6 +198,7 @@ def image_card(
     name: str,
     run: RunDir,
     results: dict[str, dict[str, list[dict]]],
+    speed: dict[str, float],
     args: argparse.Namespace,
     trained: int,
     best: dict,
@@ -235,6 +235,10 @@ saw (data seed {args.reference_seed}); the floor is the same metric between two 
 simulated images ({args.n:,} each). Mean ± spread over evaluation seeds {seeds}.
 
 {tables}
+
+Generation on one core: {speed["generated_jets_per_s"]:,.0f} images/s; Pythia 8 + FastJet:
+{speed["simulated_jets_per_s_per_core"]:.0f} images/s (half W, half QCD); speed-up per core
+{speed["speedup_same_cores"]:,.0f}x.
 
 Measured with:
 
@@ -289,7 +293,7 @@ def main() -> None:
         (out / "CARD.md").write_text(f"# {args.name}: being evaluated\n")
         labels = IMAGE_LABELS if images else LABELS
         results = evaluate(args.name, args.reference, args.n, args.seeds, labels)
-        speed = None if images else fastsim_speed(f"pretrained:{args.name}", threads=1)
+        speed = fastsim_speed(f"pretrained:{args.name}", threads=1)
     (out / "CARD.md").write_text(card(args.name, args.run, results, speed, args))
     (out / "evaluation.json").write_text(
         json.dumps(

@@ -293,3 +293,20 @@ def test_sampled_images_record_their_class(image_run, tmp_path, suffix):
     if suffix == ".h5":
         with h5py.File(path) as fh:
             assert list(fh["label"].attrs["classes"]) == ["W", "QCD"]
+
+
+def test_the_speed_of_a_jet_image_run_against_pythia(image_run):
+    from physgan.data.jetgen import simulate_jet_images
+
+    images = simulate_jet_images("W", 3, seed=5)
+    assert images.shape == (3, 25, 25)
+    assert (images >= 0).all()
+    # The pixels hold the trimmed jet's pT (250 to 300 GeV), less what falls outside the image.
+    assert ((images.sum(axis=(1, 2)) > 150) & (images.sum(axis=(1, 2)) < 320)).all()
+    np.testing.assert_array_equal(images, simulate_jet_images("W", 3, seed=5))
+    speed = api.fastsim_speed(image_run, n=50, simulated=3, threads=1)
+    assert speed["generated_jets_per_s"] > 0
+    assert speed["simulated_jets_per_s_per_core"] > 0
+    assert speed["speedup_same_cores"] == pytest.approx(
+        speed["generated_jets_per_s"] / speed["simulated_jets_per_s_per_core"]
+    )

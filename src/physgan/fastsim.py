@@ -1,5 +1,5 @@
-"""The fast-simulation headline: a jet run's generation rate against Pythia 8 + FastJet, and
-the summary table that ``physgan demo`` prints."""
+"""The fast-simulation headline: a jet (or jet-image) run's generation rate against Pythia 8 +
+FastJet, and the summary table that ``physgan demo`` prints."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from physgan.data.datasets import JETS_PREFIX
-from physgan.data.jetgen import chunk_seed
+from physgan.data.datasets import IMAGE_CLASSES, JET_IMAGES, JETS_PREFIX
+from physgan.data.jetgen import chunk_seed, simulate_jet_images
 from physgan.data.pythia import simulate_jets
 from physgan.errors import ConfigError
 from physgan.generation import Weights, load_run, sample_run
@@ -77,22 +77,32 @@ def fastsim_speed(
     weights: Weights = "best",
     threads: int | None = None,
 ) -> dict[str, float]:
-    """Jets per second of a jet run's generator against Pythia 8 + FastJet, on this machine.
+    """Jets (or jet images) per second of a run's generator against Pythia 8 + FastJet, on this
+    machine.
 
     The generator makes ``n`` jets as :func:`sample` does (best of 3, with the inverse
     transform and the file layout) on ``threads`` threads (None: the threads torch uses); the
     simulator makes ``simulated`` jets of the run's process on one core, Pythia's
     initialisation included, and is credited with as many cores as the generator used threads
-    (perfect scaling, which its worker processes approach). Returns both rates, the cores and
-    their ratio.
+    (perfect scaling, which its worker processes approach). For a jet-image run, half the
+    simulated and generated images are W and half QCD (the generator draws the classes as its
+    training data has them). Returns both rates, the cores and their ratio.
     """
     run, config, meta, state = load_run(run_dir, weights)
     name = config.data.name or ""
-    if not name.startswith(JETS_PREFIX):
-        raise ConfigError("fastsim speed: the run must train on built-in jets (data.name jets-*)")
+    if not (name.startswith(JETS_PREFIX) or name == JET_IMAGES):
+        raise ConfigError(
+            "fastsim speed: the run must train on built-in jets or jet images (data.name "
+            "jets-* or jet-images)"
+        )
     # The simulator first: torch's idle threads would otherwise still spin on the cores.
     start = time.perf_counter()
-    simulate_jets(name.removeprefix(JETS_PREFIX), simulated, chunk_seed(seed, 10**6))
+    if name == JET_IMAGES:
+        for index, process in enumerate(IMAGE_CLASSES):
+            size = simulated // 2 + index * (simulated % 2)
+            simulate_jet_images(process, size, chunk_seed(seed, 10**6 + index))
+    else:
+        simulate_jets(name.removeprefix(JETS_PREFIX), simulated, chunk_seed(seed, 10**6))
     per_core = simulated / (time.perf_counter() - start)
     previous = torch.get_num_threads()
     if threads is not None:

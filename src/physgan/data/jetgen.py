@@ -41,6 +41,7 @@ __all__ = [
     "generate_jet_images",
     "generate_jets",
     "parse_shard",
+    "simulate_jet_images",
 ]
 
 CHUNK_JETS = 500  # jets per seeded Pythia instance: ~0.6 s of initialisation per ~8 s of work
@@ -79,6 +80,15 @@ class _Job:
     seed: int
     width: int
     selection: JetSelection
+
+
+def simulate_jet_images(process: str, n: int, seed: int, pixels: int = 25) -> np.ndarray:
+    """``n`` W or QCD jet images (n, pixels, pixels) of pT in GeV from one seeded Pythia
+    instance, in memory (:func:`generate_jet_images` writes a file)."""
+    if process not in IMAGE_PROCESSES:
+        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
+    job = _Job("images", IMAGE_PROCESSES[process], n, seed, pixels, IMAGE_SELECTION)
+    return _chunk(job)["images"]
 
 
 def _chunk(job: _Job) -> dict[str, np.ndarray]:
