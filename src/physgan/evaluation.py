@@ -274,11 +274,11 @@ def evaluate_run(
     its training data are not shipped; a class-conditional run then generates the class of the
     reference, which the file's ``process`` attribute names). Each metric (see
     :mod:`physgan.evaluation` for which, by kind of data) is reported as {value, std, floor,
-    floor_std, verdict}, the floor being
-    the same metric between two disjoint halves of the real samples; toys also get ``modes``,
-    ``high_quality``, ``reverse_kl_modes`` and ``mode_counts`` (see
-    :func:`physgan.metrics.mode_stats`). Infinite values are written as null. The samples are
-    drawn as :func:`physgan.api.sample` draws them (``rejection``, ``weights``: as there).
+    floor_std, verdict}, the floor being the same metric between two disjoint halves of the
+    real samples; toys also get ``modes``, ``high_quality``, ``reverse_kl_modes`` and
+    ``mode_counts`` (see :func:`physgan.metrics.mode_stats`). Infinite values are written as
+    null. The samples are drawn as :func:`physgan.api.sample` draws them (``rejection``,
+    ``weights``: as there).
     """
     run, config, meta, state = load_run(run_dir, weights)
     out_dir = run.root if out is None and not run.shipped else Path(out or _shipped_out(run))
