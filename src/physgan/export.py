@@ -33,6 +33,7 @@ from physgan.data.transforms import (
     ParticleStandardize,
     SqrtScale,
     Standardize,
+    Transform,
     transform_from_dict,
 )
 from physgan.errors import ConfigError, MissingExtraError
@@ -79,12 +80,12 @@ class InverseTransform(nn.Module):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, transform: Standardize | ParticleStandardize | SqrtScale | Identity) -> None:
+    def __init__(self, transform: Transform) -> None:
         super().__init__()
         self.particles = isinstance(transform, ParticleStandardize)
         self.identity = isinstance(transform, Identity)
         self.squared = isinstance(transform, SqrtScale)
-        if isinstance(transform, SqrtScale):
+        if self.squared:
             mean, std = (0.0,), (transform.scale,)
         else:
             mean = () if self.identity else transform.mean

@@ -82,12 +82,17 @@ class _Job:
     selection: JetSelection
 
 
+def _image_process(process: str) -> str:
+    """The Pythia process of a jet-image class (W, QCD); DataError naming the choices else."""
+    if process not in IMAGE_PROCESSES:
+        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
+    return IMAGE_PROCESSES[process]
+
+
 def simulate_jet_images(process: str, n: int, seed: int, pixels: int = 25) -> np.ndarray:
     """``n`` W or QCD jet images (n, pixels, pixels) of pT in GeV from one seeded Pythia
     instance, in memory (:func:`generate_jet_images` writes a file)."""
-    if process not in IMAGE_PROCESSES:
-        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
-    job = _Job("images", IMAGE_PROCESSES[process], n, seed, pixels, IMAGE_SELECTION)
+    job = _Job("images", _image_process(process), n, seed, pixels, IMAGE_SELECTION)
     return _chunk(job)["images"]
 
 
@@ -272,10 +277,8 @@ def generate_jet_images(
     ``images`` (n, pixels, pixels) of pT in GeV (see :mod:`physgan.data.images`) and ``jets``
     (n, 4) of the trimmed jet. Other arguments as :func:`generate_jets`.
     """
-    if process not in IMAGE_PROCESSES:
-        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
+    name = _image_process(process)
     out = Path(out)
-    name = IMAGE_PROCESSES[process]
     _check_request(name, out, seed, n=n, pixels=pixels, workers=workers)
     return _write(out, "images", n, pixels, seed, shard, IMAGE_SELECTION, name, workers, progress)
 
@@ -350,11 +353,10 @@ def cached_jet_images(
     progress: bool = False,
 ) -> Path:
     """A jet-image file (W or QCD) for these arguments from the cache, as :func:`cached_jets`."""
-    if process not in IMAGE_PROCESSES:
-        raise DataError(f"unknown process {process!r}; choose from: {', '.join(IMAGE_PROCESSES)}")
+    name = _image_process(process)
     path = _cache_path(cache_dir, f"images-{process}-n{n}-p{pixels}-seed{seed}")
     remove_stale(path.parent)
-    if not _valid(path, IMAGE_PROCESSES[process], seed, "images", (n, pixels, pixels)):
+    if not _valid(path, name, seed, "images", (n, pixels, pixels)):
         generate_jet_images(
             process, n, path, pixels=pixels, seed=seed, workers=workers, progress=progress
         )

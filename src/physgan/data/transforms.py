@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Identity", "ParticleStandardize", "SqrtScale", "Standardize", "transform_from_dict"]
+__all__ = [
+    "Identity",
+    "ParticleStandardize",
+    "SqrtScale",
+    "Standardize",
+    "Transform",
+    "transform_from_dict",
+]
 
 
 @dataclass(frozen=True)
@@ -116,9 +123,7 @@ class SqrtScale:
         return {"kind": "sqrt", "scale": self.scale}
 
 
-def transform_from_dict(
-    spec: dict[str, Any],
-) -> Standardize | ParticleStandardize | SqrtScale | Identity:
+def transform_from_dict(spec: dict[str, Any]) -> Transform:
     """Rebuild a transform saved with ``to_dict``."""
     if spec.get("kind") == "sqrt":
         return SqrtScale(float(spec["scale"]))
@@ -180,3 +185,7 @@ class ParticleStandardize:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "particle_standardize", "mean": list(self.mean), "std": list(self.std)}
+
+
+# Any data transform a run may save (data.transform).
+Transform = Standardize | ParticleStandardize | SqrtScale | Identity

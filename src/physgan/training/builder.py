@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from physgan.config import Config, FlowModelConfig, GANModelConfig, VAEModelConfig
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.stream import StreamingSampler
-from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
+from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize, Transform
 from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
@@ -182,9 +182,7 @@ def load_data(config: Config, progress: bool = False) -> TrainingData:
     )
 
 
-def fit_transform(
-    config: Config, x_train: np.ndarray, cloud: bool
-) -> Standardize | ParticleStandardize | SqrtScale | Identity:
+def fit_transform(config: Config, x_train: np.ndarray, cloud: bool) -> Transform:
     """The run's ``data.transform`` fitted on the training samples."""
     if config.data.transform == "standardize":
         return (ParticleStandardize if cloud else Standardize).fit(x_train)
@@ -218,7 +216,7 @@ def to_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
 def real_batches(
     config: Config,
     data: TrainingData,
-    transform: Standardize | ParticleStandardize | SqrtScale | Identity,
+    transform: Transform,
     cond_transform: Standardize | Identity,
     runtime: Runtime,
 ) -> BatchSampler:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from physgan.config import Config, parse_config
-from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
+from physgan.data.transforms import Transform
 from physgan.losses import OBJECTIVES
 from physgan.sampling import calibrate_discriminator
 from physgan.training.checkpoint import save_checkpoint
@@ -60,7 +60,7 @@ def store_calibrated(
     state: TrainingState,
     run: RunDir,
     x_train: np.ndarray,
-    transform: Standardize | ParticleStandardize | SqrtScale | Identity,
+    transform: Transform,
 ) -> None:
     """Calibrate D for rejection sampling once, when training has ended, and keep the copy in
     the final checkpoint (with the ``calibrate_steps`` it took), so sampling need not repeat it.

@@ -20,7 +20,7 @@ from physgan.config import Config, GANModelConfig, parse_config
 from physgan.data.datasets import TrainingData
 from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
-from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
+from physgan.data.transforms import Identity, Standardize, Transform
 from physgan.errors import ConfigError, PhysganError, TrainingDiverged
 from physgan.models.pointcloud import multiplicity_counts
 from physgan.training import distributed
@@ -256,7 +256,7 @@ def run_training(
 def _scorer(
     config: Config,
     data: TrainingData,
-    transform: Standardize | ParticleStandardize | SqrtScale | Identity,
+    transform: Transform,
     cond_transform: Standardize | Identity,
 ) -> Scorer:
     """The model-selection scorer for the run's kind of data (see :mod:`~.selection`)."""
