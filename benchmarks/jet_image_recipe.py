@@ -6,8 +6,9 @@ changed at a time from ``jet-images`` (a DCGAN with spectral norm and a minibatc
 D, ReLU output, the pixels divided by one number): the LAGAN generator (locally connected
 layers, slimmed to fit a CPU and a 2 MB file), the LAGAN discriminator (minibatch
 discrimination, batch norm, dropout), the least-squares loss, no minibatch-std feature, the
-square root of the pixels (``transform: sqrt``, which compresses their dynamic range). Each
-run scores its EMA generator on held-out images every ``--every`` steps
+square root of the pixels (``transform: sqrt``, which compresses their dynamic range), each
+image's total pT drawn from the training images' and imposed by construction
+(``draw_total``). Each run scores its EMA generator on held-out images every ``--every`` steps
 (``train.select_every``): the score is the mean of W1 of jet mass and of tau_21 over their
 real-vs-real floors (1 is as close as a second real sample). The table shows the last and the
 best score, the step and the outliers at the best, and the seconds per step, because a LAGAN
@@ -66,6 +67,7 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
         models(DCGAN_G, DCGAN_D),
         {"data": {"transform": "sqrt"}},
     ],
+    "drawn total pT (draw_total)": [models(DCGAN_G | {"draw_total": True}, DCGAN_D)],
 }
 
 

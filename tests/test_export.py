@@ -77,6 +77,20 @@ def _configs(data_dir):
             },
             "train": TRAIN,
         },
+        "dcgan-total": {  # the drawn total: erf, a quantile look-up and a per-image sum
+            "data": {"path": str(images), "transform": "scale"},
+            "model": {
+                "generator": {
+                    "kind": "dcgan",
+                    "latent_dim": 4,
+                    "base_channels": 4,
+                    "output": "relu",
+                    "draw_total": True,
+                },
+                "discriminator": {"kind": "dcgan", "base_channels": 4},
+            },
+            "train": TRAIN,
+        },
         "epic": {
             "data": {"path": str(clouds)},
             "model": {
@@ -99,7 +113,7 @@ def _configs(data_dir):
     }
 
 
-KINDS = ["mlp", "conditional", "dcgan", "epic", "vae"]
+KINDS = ["mlp", "conditional", "dcgan", "dcgan-total", "epic", "vae"]
 
 
 @pytest.fixture(scope="module")

@@ -106,6 +106,7 @@ class DCGANGeneratorConfig(_Section):
     latent_dim: PositiveInt = 100
     base_channels: PositiveInt = 64  # channels of the last deconvolution; doubled per level
     output: Literal["linear", "relu", "softplus", "tanh"] = "linear"
+    draw_total: bool = False  # each image's pixel sum drawn from the training images' (per class)
 
 
 class MLPDiscriminatorConfig(_Section):
@@ -357,6 +358,20 @@ class Config(_Section):
         if gan_only:
             raise ValueError(
                 f"{gan_only[0]}: a GAN setting, but model.family is {self.model.family}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _drawn_total_is_a_sum(self) -> Config:
+        generator = getattr(self.model, "generator", None)
+        if not getattr(generator, "draw_total", False):
+            return self
+        if generator.output != "relu":
+            raise ValueError("model.generator.draw_total is a ReLU output: output relu")
+        if self.data.transform not in ("scale", "none"):
+            raise ValueError(
+                "model.generator.draw_total: the pixel sum is a total only in linear units: "
+                f"data.transform scale or none, not {self.data.transform}"
             )
         return self
 

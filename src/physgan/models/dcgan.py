@@ -8,11 +8,13 @@ need no padding of the data.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from physgan.models.layers import (
     OUTPUT_ACTIVATIONS,
+    DrawnTotal,
     add_spectral_norm,
     check_cond,
     check_features,
@@ -58,6 +60,9 @@ class DCGANGenerator(nn.Module):
         base_channels: channels of the last upsampling block; earlier blocks have 2x, 4x, ...
         output: ``linear``, ``relu``, ``softplus`` or ``tanh``; ``relu`` or ``softplus`` keep
             pixel intensities (energies) non-negative.
+        draw_total: a ReLU output scaled to a total drawn from the training images' totals
+            (per class of a one-hot condition; :class:`~physgan.models.layers.DrawnTotal`, set
+            by :meth:`set_totals`), a function of z's first coordinate; needs output ``relu``.
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
@@ -77,6 +82,7 @@ class DCGANGenerator(nn.Module):
         cond_dim: int = 0,
         base_channels: int = 64,
         output: str = "linear",
+        draw_total: bool = False,
     ) -> None:
         super().__init__()
         check_positive(
@@ -86,6 +92,8 @@ class DCGANGenerator(nn.Module):
             base_channels=base_channels,
         )
         check_non_negative(cond_dim=cond_dim)
+        if draw_total and output != "relu":
+            raise ValueError(f"draw_total needs output relu, not {output}")
         self.image_size = image_size
         self.channels = channels
         self.latent_dim = latent_dim
@@ -114,6 +122,7 @@ class DCGANGenerator(nn.Module):
         self.to_image = nn.Conv2d(width, channels, 3, padding=1)
         self.output = make_output()
         self.apply(init_dcgan_weights)
+        self.total = DrawnTotal(max(cond_dim, 1)) if draw_total else None
         # Pixels cropped from each side of the generated (4 * 2**n)^2 map.
         self._crop = (_BASE_SIZE * 2**n_up - image_size) // 2
 
@@ -128,7 +137,15 @@ class DCGANGenerator(nn.Module):
         h = z if cond is None else torch.cat([z, cond], dim=1)
         image = self.to_image(self.upsample(self.project(h)))
         start, stop = self._crop, self._crop + self.image_size
-        return self.output(image[:, :, start:stop, start:stop])
+        image = image[:, :, start:stop, start:stop]
+        return self.output(image) if self.total is None else self.total(image, z[:, 0], cond)
+
+    def set_totals(self, totals: Tensor | np.ndarray, cond: Tensor | np.ndarray | None) -> None:
+        """Fit the drawn totals (``draw_total``) to the training images' totals (n,) in the
+        generator's units and their one-hot conditions (n, cond_dim), or None."""
+        if self.total is None:
+            raise ValueError("this generator does not draw its images' totals")
+        self.total.fit(torch.as_tensor(totals), None if cond is None else torch.as_tensor(cond))
 
 
 @DISCRIMINATORS.register("dcgan")

@@ -28,6 +28,7 @@ __all__ = [
     "ACTIVATIONS",
     "NORMS",
     "OUTPUT_ACTIVATIONS",
+    "DrawnTotal",
     "LocallyConnected2d",
     "MinibatchDiscrimination",
     "activation",
@@ -550,3 +551,84 @@ class MinibatchDiscrimination(nn.Module):
         check_features(x, (self.in_features,), "x")
         m = self.projection(x).view(-1, self.kernels, self.kernel_dim)
         return torch.cat([x, minibatch_similarity(m)], dim=1)
+
+
+class DrawnTotal(nn.Module):
+    """A ReLU output whose images sum to a total drawn from the training images' totals.
+
+    The total is a function of the first latent coordinate z_0 ~ N(0, 1): the quantile
+    Q_c(Phi(z_0)) of the training totals of the image's class c (linear between ``n_quantiles``
+    stored quantiles, so a total never leaves the training range), where c is read off a one-hot
+    condition (one distribution for an unconditional generator). A generator whose total is
+    drawn this way matches the training distribution of the total by construction, as the jets'
+    generators get their pT and multiplicity from the data. The quantiles live in the buffer
+    ``quantiles`` (rows: classes), saved with the weights; :meth:`fit` sets them.
+
+    The pixels are relu(a + relu(delta - max a)) of the pre-activations a, rescaled to the
+    total: the brightest pixel stays lit (at least ``delta``), because a ReLU image that has gone
+    all dark gets no gradient and, rescaled, would stay dark for good.
+
+    Shapes:
+        ``forward(a, z0, cond=None)``: pre-activations a (B, C, H, W), z0 (B,), cond
+        (B, classes) one-hot or None -> (B, C, H, W) non-negative, each summing to its total.
+
+    >>> total = DrawnTotal(classes=1)
+    >>> total.fit(torch.tensor([2.0, 4.0]))
+    >>> total(torch.ones(1, 1, 2, 2), torch.zeros(1)).sum().item()
+    3.0
+    """
+
+    quantiles: Tensor
+
+    def __init__(self, classes: int, n_quantiles: int = 128, delta: float = 1e-3) -> None:
+        super().__init__()
+        check_positive(classes=classes)
+        if n_quantiles < 2 or not delta > 0:
+            raise ValueError(f"need n_quantiles >= 2 and delta > 0, got {n_quantiles}, {delta}")
+        self.delta = delta
+        self.register_buffer("quantiles", torch.ones(classes, n_quantiles))
+
+    @torch.no_grad()
+    def fit(self, totals: Tensor, cond: Tensor | None = None) -> None:
+        """Set each class's quantiles from the training images' totals (n,) and their one-hot
+        classes (n, classes), or one distribution from all totals if ``cond`` is None.
+
+        Raises:
+            ValueError: totals negative or non-finite, cond not one-hot rows, a class empty.
+        """
+        totals = torch.as_tensor(totals, dtype=torch.float64).flatten()
+        if not (torch.isfinite(totals).all() and (totals >= 0).all()):
+            raise ValueError("image totals must be finite and non-negative")
+        classes, n_quantiles = self.quantiles.shape
+        if cond is None:
+            labels = torch.zeros(totals.numel(), dtype=torch.long)
+        else:
+            cond = torch.as_tensor(cond, dtype=torch.float64)
+            one_hot = cond.shape == (totals.numel(), classes) and (
+                ((cond == 0) | (cond == 1)).all() and (cond.sum(1) == 1).all()
+            )
+            if not one_hot:
+                raise ValueError(f"totals are drawn per class: cond must be one-hot (n, {classes})")
+            labels = cond.argmax(1)
+        levels = torch.linspace(0, 1, n_quantiles, dtype=torch.float64)
+        for c in range(classes):
+            mine = totals[labels == c]
+            if not mine.numel():
+                raise ValueError(f"no training image of class {c} to draw its total from")
+            self.quantiles[c] = torch.quantile(mine, levels).to(self.quantiles)
+
+    def forward(self, a: Tensor, z0: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Images from pre-activations ``a``, each scaled to its drawn total."""
+        n_quantiles = self.quantiles.shape[1]
+        if cond is None:  # one class; ones_like keeps the batch axis dynamic in an export
+            cond = torch.ones_like(z0).unsqueeze(1)
+        table = cond @ self.quantiles
+        position = 0.5 * (1 + torch.erf(z0 / math.sqrt(2))) * (n_quantiles - 1)
+        index = position.floor().clamp(0, n_quantiles - 2)
+        weight = (position - index).unsqueeze(1)
+        index = index.long().unsqueeze(1)
+        lo, hi = table.gather(1, index), table.gather(1, index + 1)
+        total = (lo + weight * (hi - lo)).reshape(-1, 1, 1, 1)
+        brightest = a.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
+        images = F.relu(a + F.relu(self.delta - brightest))
+        return images * (total / images.sum(dim=(1, 2, 3), keepdim=True))

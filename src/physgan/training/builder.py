@@ -74,11 +74,14 @@ def build_state(
     multiplicity: np.ndarray | None = None,
     runtime: Runtime | None = None,
     cond_transform: Standardize | Identity | None = None,
+    totals: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> TrainingState:
     """Models (on the runtime's device), optimisers, EMA and fp16 grad scalers;
     ``multiplicity`` (counts of real particles per jet in the training data) sets a point-cloud
     generator's distribution of particle numbers, ``cond_transform`` (the standardisation of
-    ``data.condition_on``) the units of the multiplicity it is conditioned on, if it is."""
+    ``data.condition_on``) the units of the multiplicity it is conditioned on, if it is;
+    ``totals`` (the training images' pixel sums in normalised units, and their one-hot
+    conditions or None) the totals an image generator with ``draw_total`` draws from."""
     t = config.train
     model_cfg = config.model
     runtime = runtime or Runtime()  # sampling and evaluation: one process on the CPU
@@ -105,6 +108,8 @@ def build_state(
     if isinstance(model_cfg, GANModelConfig):
         if multiplicity is not None and hasattr(G, "set_multiplicity"):
             G.set_multiplicity(multiplicity)
+        if totals is not None and getattr(G, "total", None) is not None:
+            G.set_totals(*totals)
         column = getattr(G, "multiplicity_cond", None)
         if column is not None and isinstance(cond_transform, Standardize):
             G.set_multiplicity_condition(cond_transform.mean[column], cond_transform.std[column])

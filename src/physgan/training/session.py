@@ -156,8 +156,14 @@ def run_training(
         if created and lead:  # leave no empty run directory behind a refused request
             run.root.rmdir()
         raise
-    counts = multiplicity_counts(data.x_train) if cloud and config.model.family == "gan" else None
-    state = build_state(config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform)
+    gan = config.model.family == "gan"
+    counts = multiplicity_counts(data.x_train) if cloud and gan else None
+    totals = None
+    if gan and getattr(config.model.generator, "draw_total", False):
+        totals = (transform.forward(data.x_train).sum(axis=(1, 2, 3)), data.cond_train)
+    state = build_state(
+        config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
+    )
 
     n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
     if n_eval == 0:
