@@ -368,10 +368,10 @@ class Config(_Section):
             return self
         if generator.output != "relu":
             raise ValueError("model.generator.draw_total is a ReLU output: output relu")
-        if self.data.transform not in ("scale", "none"):
+        if self.data.transform not in ("scale", "sqrt", "none"):
             raise ValueError(
-                "model.generator.draw_total: the pixel sum is a total only in linear units: "
-                f"data.transform scale or none, not {self.data.transform}"
+                "model.generator.draw_total: the pixels' sum is the total pT only for "
+                f"data.transform scale, sqrt or none, not {self.data.transform}"
             )
         return self
 

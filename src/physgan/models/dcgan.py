@@ -63,6 +63,7 @@ class DCGANGenerator(nn.Module):
         draw_total: a ReLU output scaled to a total drawn from the training images' totals
             (per class of a one-hot condition; :class:`~physgan.models.layers.DrawnTotal`, set
             by :meth:`set_totals`), a function of z's first coordinate; needs output ``relu``.
+        total_power: the total is the sum of the pixels to this power (2 for square roots).
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
@@ -83,6 +84,7 @@ class DCGANGenerator(nn.Module):
         base_channels: int = 64,
         output: str = "linear",
         draw_total: bool = False,
+        total_power: float = 1.0,
     ) -> None:
         super().__init__()
         check_positive(
@@ -122,7 +124,7 @@ class DCGANGenerator(nn.Module):
         self.to_image = nn.Conv2d(width, channels, 3, padding=1)
         self.output = make_output()
         self.apply(init_dcgan_weights)
-        self.total = DrawnTotal(max(cond_dim, 1)) if draw_total else None
+        self.total = DrawnTotal(max(cond_dim, 1), power=total_power) if draw_total else None
         # Pixels cropped from each side of the generated (4 * 2**n)^2 map.
         self._crop = (_BASE_SIZE * 2**n_up - image_size) // 2
 

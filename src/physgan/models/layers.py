@@ -554,7 +554,11 @@ class MinibatchDiscrimination(nn.Module):
 
 
 class DrawnTotal(nn.Module):
-    """A ReLU output whose images sum to a total drawn from the training images' totals.
+    """A ReLU output whose images total a value drawn from the training images' totals.
+
+    An image's total is the sum of its pixels to the power ``power``: 1 for pixels in linear
+    units, 2 for the square roots of pT that ``data.transform: sqrt`` trains on (the sum of
+    their squares is the total pT over the scale).
 
     The total is a function of the first latent coordinate z_0 ~ N(0, 1): the quantile
     Q_c(Phi(z_0)) of the training totals of the image's class c (linear between ``n_quantiles``
@@ -564,13 +568,14 @@ class DrawnTotal(nn.Module):
     generators get their pT and multiplicity from the data. The quantiles live in the buffer
     ``quantiles`` (rows: classes), saved with the weights; :meth:`fit` sets them.
 
-    The pixels are relu(a + relu(delta - max a)) of the pre-activations a, rescaled to the
-    total: the brightest pixel stays lit (at least ``delta``), because a ReLU image that has gone
-    all dark gets no gradient and, rescaled, would stay dark for good.
+    The pixels are relu(a + relu(delta - max a)) of the pre-activations a, multiplied by
+    (total / sum(pixels^power))^(1 / power): the brightest pixel stays lit (at least
+    ``delta``), because a ReLU image that has gone all dark gets no gradient and, rescaled,
+    would stay dark for good.
 
     Shapes:
         ``forward(a, z0, cond=None)``: pre-activations a (B, C, H, W), z0 (B,), cond
-        (B, classes) one-hot or None -> (B, C, H, W) non-negative, each summing to its total.
+        (B, classes) one-hot or None -> (B, C, H, W) non-negative, each of its drawn total.
 
     >>> total = DrawnTotal(classes=1)
     >>> total.fit(torch.tensor([2.0, 4.0]))
@@ -580,12 +585,18 @@ class DrawnTotal(nn.Module):
 
     quantiles: Tensor
 
-    def __init__(self, classes: int, n_quantiles: int = 128, delta: float = 1e-3) -> None:
+    def __init__(
+        self, classes: int, n_quantiles: int = 128, delta: float = 1e-3, power: float = 1.0
+    ) -> None:
         super().__init__()
         check_positive(classes=classes)
-        if n_quantiles < 2 or not delta > 0:
-            raise ValueError(f"need n_quantiles >= 2 and delta > 0, got {n_quantiles}, {delta}")
+        if n_quantiles < 2 or not delta > 0 or not power > 0:
+            raise ValueError(
+                f"need n_quantiles >= 2, delta > 0 and power > 0, got {n_quantiles}, {delta}, "
+                f"{power}"
+            )
         self.delta = delta
+        self.power = power
         self.register_buffer("quantiles", torch.ones(classes, n_quantiles))
 
     @torch.no_grad()
@@ -631,4 +642,5 @@ class DrawnTotal(nn.Module):
         total = (lo + weight * (hi - lo)).reshape(-1, 1, 1, 1)
         brightest = a.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
         images = F.relu(a + F.relu(self.delta - brightest))
-        return images * (total / images.sum(dim=(1, 2, 3), keepdim=True))
+        current = images.pow(self.power).sum(dim=(1, 2, 3), keepdim=True)
+        return images * (total / current).pow(1 / self.power)

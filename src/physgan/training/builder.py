@@ -42,6 +42,7 @@ __all__ = [
     "real_batches",
     "step_functions",
     "to_tensor",
+    "total_power",
 ]
 
 
@@ -95,6 +96,8 @@ def build_state(
             conditions = config.data.condition_on or []
             if gkind == "epic" and "n_particles" in conditions:
                 gcfg["multiplicity_cond"] = conditions.index("n_particles")
+            if gcfg.get("draw_total"):
+                gcfg["total_power"] = total_power(config)
             G = GENERATORS.get(gkind)(
                 **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
             )
@@ -168,6 +171,12 @@ def step_functions(
     return step, partial(
         gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
     )
+
+
+def total_power(config: Config) -> float:
+    """The power of the normalised pixels whose sum is the total pT over the transform's scale:
+    2 for ``data.transform: sqrt``, else 1."""
+    return 2.0 if config.data.transform == "sqrt" else 1.0
 
 
 def load_data(config: Config, progress: bool = False) -> TrainingData:

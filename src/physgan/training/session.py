@@ -32,6 +32,7 @@ from physgan.training.builder import (
     real_batches,
     step_functions,
     to_tensor,
+    total_power,
 )
 from physgan.training.calibration import store_calibrated
 from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
@@ -160,7 +161,8 @@ def run_training(
     counts = multiplicity_counts(data.x_train) if cloud and gan else None
     totals = None
     if gan and getattr(config.model.generator, "draw_total", False):
-        totals = (transform.forward(data.x_train).sum(axis=(1, 2, 3)), data.cond_train)
+        pixels = transform.forward(data.x_train) ** total_power(config)
+        totals = (pixels.sum(axis=(1, 2, 3)), data.cond_train)
     state = build_state(
         config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
     )
