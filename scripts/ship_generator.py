@@ -210,7 +210,6 @@ def image_card(
         f"**{group}**\n\n{table(by_metric, IMAGE_LABELS, IMAGE_SCALES)}"
         for group, by_metric in results.items()
     )
-    files = " ".join(str(path) for path in args.reference)
     return f"""# W and QCD jet images: a class-conditional GAN trained on a CPU
 
 `pretrained:{name}`, physgan {__version__}. Sample it as a run directory:
@@ -247,8 +246,6 @@ Measured with:
     for f in w.h5 qcd.h5; do for s in {seeds}; do
       physgan evaluate pretrained:{name} --reference $f -n {args.n} --seed $s --out ev-$f-$s
     done; done
-
-(this card: `{files}`)
 
 ## Config
 
