@@ -110,6 +110,7 @@ def sample(
     cond: np.ndarray | Mapping[str, float | str] | None = None,
     out: str | Path | None = None,
     rejection: bool | None = None,
+    truncation: float | None = None,
     weights: Weights = "best",
 ) -> np.ndarray:
     """Draw ``n`` samples in the data's own units from a trained run (its EMA generator if on)
@@ -123,7 +124,9 @@ def sample(
     in the simulator's layout (see :mod:`physgan.data.writers`). ``rejection``
     (None: the config's ``sample.rejection``) keeps each sample with probability
     exp(logit D(x) - M), the trained discriminator's estimate of p_data / p_g (see
-    :func:`physgan.sampling.rejection_sample`). ``weights``: ``best``, the generator that
+    :func:`physgan.sampling.rejection_sample`). ``truncation`` (None: the config's
+    ``sample.truncation``, 0: off) drops that fraction of latent draws, those with the largest
+    ||dG/dz|| (see :mod:`physgan.truncation`). ``weights``: ``best``, the generator that
     scored best during training (``train.select_every``) where there is one, or ``last``.
     """
     if n < 1:
@@ -131,7 +134,7 @@ def sample(
     _check_seed(seed)
     if out is not None:
         check_output(out)  # before the samples are drawn
-    loaded = load_run(run_dir, weights)
+    loaded = load_run(run_dir, weights, truncation)
     x, used = sample_with_conditions(*loaded, n, seed, cond, rejection)
     if out is not None:
         data = loaded.config.data
@@ -154,6 +157,7 @@ def evaluate(
     seed: int = 0,
     reference: str | Path | None = None,
     rejection: bool | None = None,
+    truncation: float | None = None,
     weights: Weights = "best",
     out: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -161,7 +165,7 @@ def evaluate(
     truth or the held-out data), each beside its real-vs-real floor, also written to
     ``metrics.json`` with ``report.html`` in ``out`` (default: the run directory; see
     :func:`physgan.evaluation.evaluate_run`). The samples are drawn as :func:`sample` draws
-    them (``rejection``, ``weights``: as there)."""
+    them (``rejection``, ``truncation``, ``weights``: as there)."""
     if n < 2:
         raise ConfigError(f"-n: evaluation needs at least 2 samples, got {n}")
     _check_seed(seed)
@@ -171,6 +175,7 @@ def evaluate(
         seed=seed,
         reference=reference,
         rejection=rejection,
+        truncation=truncation,
         weights=weights,
         out=out,
     )

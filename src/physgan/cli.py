@@ -76,6 +76,7 @@ def _cmd_sample(args: argparse.Namespace) -> None:
         cond=dict(args.cond) if args.cond else None,
         out=args.output,
         rejection=args.rejection,
+        truncation=args.truncation,
         weights=args.weights,
     )
     print(f"wrote {x.shape[0]} samples of shape {tuple(x.shape[1:])} -> {args.output}")
@@ -90,6 +91,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
         seed=args.seed,
         reference=args.reference,
         rejection=args.rejection,
+        truncation=args.truncation,
         weights=args.weights,
         out=args.out,
     )
@@ -236,12 +238,19 @@ def _weights_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _rejection_flag(p: argparse.ArgumentParser) -> None:
+def _sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--rejection",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="discriminator rejection sampling (default: the run's sample.rejection)",
+    )
+    p.add_argument(
+        "--truncation",
+        type=float,
+        metavar="FRACTION",
+        help="drop this fraction of latent draws, those with the largest ||dG/dz|| (default: "
+        "the run's sample.truncation; 0: off)",
     )
 
 
@@ -297,7 +306,7 @@ def _parser() -> argparse.ArgumentParser:
         "pt=1200 --cond n_particles=25; for class-conditional jet images the class, --cond "
         "class=W (default: conditions drawn from the training data)",
     )
-    _rejection_flag(p)
+    _sampling_flags(p)
     _weights_flag(p)
     p.set_defaults(func=_cmd_sample)
 
@@ -313,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-n", type=int, default=2_500, help="number of samples (default 2500)")
     p.add_argument("--seed", type=int, default=0)
-    _rejection_flag(p)
+    _sampling_flags(p)
     _weights_flag(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -310,6 +310,10 @@ class SampleConfig(_Section):
     # when training ends; the copy is kept in the checkpoint. At most train.steps: a short run
     # calibrates briefly.
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
+    # Jacobian-based truncation (Tanielian et al. 2020, arXiv:2006.04596; physgan.truncation):
+    # drop this fraction of the latent draws, those where ||dG/dz|| is largest, which G maps
+    # between the modes. Unconditional MLP generators; before rejection when both are on.
+    truncation: Annotated[float, Field(ge=0, lt=1)] = 0.0
     # Jets (any family): draw again, with the same condition, each generated jet that lies
     # outside the training jets' support (RUN/support.json: the range of relative mass, sum of
     # pt_rel and the particles' largest abs(eta_rel), abs(phi_rel), between the 10^-4 and
@@ -372,6 +376,17 @@ class Config(_Section):
             raise ValueError(
                 "model.generator.draw_total: the pixels' sum is the total pT only for "
                 f"data.transform scale, sqrt or none, not {self.data.transform}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _truncation_needs_an_mlp(self) -> Config:
+        if not self.sample.truncation:
+            return self
+        generator = self.model.generator if self.model.family == "gan" else None
+        if not isinstance(generator, MLPGeneratorConfig) or generator.categories:
+            raise ValueError(
+                "sample.truncation: supported for GANs with an mlp generator without categories"
             )
         return self
 

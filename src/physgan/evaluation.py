@@ -263,6 +263,7 @@ def evaluate_run(
     seed: int = 0,
     reference: str | Path | None = None,
     rejection: bool | None = None,
+    truncation: float | None = None,
     weights: Weights = "best",
     out: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -278,9 +279,9 @@ def evaluate_run(
     real samples; toys also get ``modes``, ``high_quality``, ``reverse_kl_modes`` and
     ``mode_counts`` (see :func:`physgan.metrics.mode_stats`). Infinite values are written as
     null. The samples are drawn as :func:`physgan.api.sample` draws them (``rejection``,
-    ``weights``: as there).
+    ``truncation``, ``weights``: as there).
     """
-    run, config, meta, state = load_run(run_dir, weights)
+    run, config, meta, state = load_run(run_dir, weights, truncation)
     out_dir = run.root if out is None and not run.shipped else Path(out or _shipped_out(run))
     if rejection is None:
         rejection = config.sample.rejection
@@ -320,6 +321,7 @@ def evaluate_run(
         "seed": seed,
         "step": state.step,
         "rejection": rejection,
+        "truncation": config.sample.truncation,
     }
     if cond is not None:
         summary["class"] = cond["class"]

@@ -3,13 +3,15 @@
 The exported graph maps the latent ``z`` (and, for a conditional run, ``cond``) to samples
 ``x`` in the data's own units (GeV, radians, the file's units), so a C++ framework (ONNX
 Runtime, ...) generates what :func:`physgan.api.sample` generates: for the same ``z`` and
-``cond``, the same samples as ``api.sample(..., rejection=False)`` up to float32 rounding.
+``cond``, the same samples as ``api.sample(..., rejection=False)`` up to float32 rounding
+(without ``sample.truncation``).
 The graph holds the sampler's forward pass (the EMA weights when the run kept them), the torch
 twin of the run's transform's ``inverse`` (:class:`InverseTransform`) and, for particle clouds
 (N, 4), the file layout of :mod:`physgan.data.jets` (:func:`cloud_layout`). Drawing ``z`` is
 left to the caller: it is whatever the sampler's ``sample_latent`` draws (N(0, I) for most
 models; see the ``physgan`` metadata in the file). Discriminator rejection sampling
-(``sample.rejection``) is not part of the graph. Needs the ``onnx`` extra.
+(``sample.rejection``) and Jacobian truncation (``sample.truncation``) are not part of the
+graph. Needs the ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -206,7 +208,8 @@ def physics_sampler(
     :func:`~physgan.generation.load_run` takes them), and a summary of the run.
 
     The summary holds ``run`` (the directory), ``family`` (gan, vae, flow), ``step``,
-    ``sample_shape``, ``cond_dim`` and ``rejection`` (the run's ``sample.rejection``).
+    ``sample_shape``, ``cond_dim``, ``rejection`` and ``truncation`` (the run's ``sample.rejection``
+    and ``sample.truncation``).
     """
     run, config, meta, state = load_run(run_dir, weights)
     transform = transform_from_dict(run.read_json(run.transform))
@@ -224,6 +227,7 @@ def physics_sampler(
         "sample_shape": sample_shape,
         "cond_dim": int(meta["cond_dim"]),
         "rejection": config.sample.rejection,
+        "truncation": config.sample.truncation,
     }
     return model, summary
 
@@ -351,8 +355,9 @@ def export_onnx(
     model, summary = physics_sampler(run_dir, weights)
     family, cond_dim = summary["family"], summary["cond_dim"]
     _check_exportable(model)
-    if summary["rejection"]:
-        log.warning("%s: sample.rejection is on; the ONNX model samples without rejection", run_dir)
+    for key in ("rejection", "truncation"):
+        if summary[key]:
+            log.warning("%s: sample.%s is on; the ONNX model samples without it", run_dir, key)
     # Batch 2 for a dynamic axis: torch.export specialises example sizes 0 and 1.
     example_batch = batch_size or 2
     gen = torch.Generator().manual_seed(0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -28,6 +28,7 @@ from physgan.training.checkpoint import load_checkpoint, load_weights, saved_mod
 from physgan.training.rundir import RunDir
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import GANState, TrainingState
+from physgan.truncation import TruncatedSampler
 
 __all__ = [
     "LoadedRun",
@@ -59,16 +60,22 @@ def cond_transform_of(meta: dict[str, Any]) -> Standardize | ParticleStandardize
 Weights = Literal["best", "last"]
 
 
-def load_run(run_dir: str | Path, weights: Weights = "best") -> LoadedRun:
+def load_run(
+    run_dir: str | Path, weights: Weights = "best", truncation: float | None = None
+) -> LoadedRun:
     """A trained run from its directory, checked (version, data shape, checkpoint), on the CPU;
     with the calibrated D the final checkpoint keeps, unless the settings have changed since.
 
     ``weights``: ``best`` samples with the best-scored generator of ``train.select_every``
     (``RUN/best.safetensors``) where the run has one, ``last`` with the last checkpoint's. A
     directory with best weights and no checkpoint (a shipped generator) loads them alone.
+    ``truncation`` replaces the config's ``sample.truncation`` (None: kept; 0: off).
     """
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
+    if truncation is not None and truncation != config.sample.truncation:
+        raw = config.to_dict()
+        config = parse_config({**raw, "sample": {**raw["sample"], "truncation": truncation}})
     meta = run.read_json(run.meta)  # checks the version and the data shape
     best = weights == "best" and run.best.is_file()
     if not (run.checkpoint.is_file() or best):
@@ -102,9 +109,10 @@ def _generate_rejected(
         D = calibrated_discriminator(config, state, x_train)
     G = state.sampler.eval()
     gen = torch.Generator().manual_seed(derive_seed(seed, Stream.REJECT))
+    propose = _proposal(config, G, gen)
     with torch.no_grad():
         x, _ = rejection_sample(
-            lambda k: G(G.sample_latent(k, generator=gen)),
+            propose,
             D,
             n,
             generator=gen,
@@ -112,6 +120,13 @@ def _generate_rejected(
             chunk=CHUNK,
         )
     return x.numpy()
+
+
+def _proposal(config: Config, G: nn.Module, gen: torch.Generator) -> Callable[[int], torch.Tensor]:
+    """k -> k draws of G in normalised units, Jacobian-truncated if ``sample.truncation``."""
+    if config.sample.truncation:
+        return TruncatedSampler(G, config.sample.truncation, gen)
+    return lambda k: G(G.sample_latent(k, generator=gen))
 
 
 def sample_run(
@@ -161,7 +176,13 @@ def sample_with_conditions(
         used = _conditions(run, config, meta, cond, n, seed, data)
         if used is not None:
             net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
-        x_norm = generate(state.sampler, n, net_cond, seed)
+        if config.sample.truncation:
+            if used is not None:
+                raise ConfigError("sample.truncation: supported for unconditional runs only")
+            gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
+            x_norm = _proposal(config, state.sampler.eval(), gen)(n).numpy()
+        else:
+            x_norm = generate(state.sampler, n, net_cond, seed)
     x = _physical(transform, x_norm)
     box = run.read_support() if config.sample.in_support and not rejection else None
     if box is not None and is_cloud(x.shape[1:]):
