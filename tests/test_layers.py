@@ -16,7 +16,7 @@ LAYERS = {
     1: {"divergences"},
     2: {"models", "losses", "data", "metrics", "theory"},
     3: {"config"},
-    4: {"sampling", "training", "generation", "evaluation", "comparison", "report", "export"},
+    4: {"sampling", "truncation", "training", "generation", "evaluation", "comparison", "report", "export"},
     5: {"fastsim", "theory_demo"},
     6: {"api"},
     7: {"cli", "__main__"},
