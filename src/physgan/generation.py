@@ -180,7 +180,8 @@ def sample_with_conditions(
             if used is not None:
                 raise ConfigError("sample.truncation: supported for unconditional runs only")
             gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
-            x_norm = _proposal(config, state.sampler.eval(), gen)(n).numpy()
+            G = state.sampler.eval()
+            x_norm = TruncatedSampler(G, config.sample.truncation, gen)(n).numpy()
         else:
             x_norm = generate(state.sampler, n, net_cond, seed)
     x = _physical(transform, x_norm)
