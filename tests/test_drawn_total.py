@@ -135,11 +135,19 @@ def _config(path, **data) -> dict:
     }
 
 
-@pytest.mark.parametrize("transform", ["scale", "sqrt"])
-def test_a_trained_run_samples_each_class_within_its_training_totals(tmp_path, transform) -> None:
+@pytest.mark.parametrize(
+    ("transform", "resize_and_log"), [("scale", False), ("sqrt", False), ("scale", True)]
+)
+def test_a_trained_run_samples_each_class_within_its_training_totals(
+    tmp_path, transform, resize_and_log
+) -> None:
     path = tmp_path / "images.npz"
     x = _images(path)
-    run = api.train(_config(path, transform=transform), tmp_path / "run").run_dir
+    config = _config(path, transform=transform)
+    if resize_and_log:  # the jet-image recipe's other switches, through config, run and sampling
+        config["model"]["generator"]["upsample"] = "resize"
+        config["model"]["discriminator"]["log_pixels"] = 0.01
+    run = api.train(config, tmp_path / "run").run_dir
     for c in (0, 1):
         cond = np.eye(2, dtype=np.float32)[[c] * 400]
         sums = api.sample(run, 400, seed=3, cond=cond).sum(axis=(1, 2, 3))

@@ -137,7 +137,8 @@ def test_mlp_discriminator_shape(
 @pytest.mark.parametrize("cond_dim", [0, 3])
 @pytest.mark.parametrize("image_size", [25, 32])
 @pytest.mark.parametrize("output", OUTPUT_ACTIVATIONS.names())
-def test_dcgan_generator_shape(cond_dim: int, image_size: int, output: str) -> None:
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
+def test_dcgan_generator_shape(cond_dim: int, image_size: int, output: str, upsample: str) -> None:
     g = DCGANGenerator(
         image_size=image_size,
         channels=2,
@@ -145,6 +146,7 @@ def test_dcgan_generator_shape(cond_dim: int, image_size: int, output: str) -> N
         cond_dim=cond_dim,
         base_channels=4,
         output=output,
+        upsample=upsample,
     )
     assert (g.latent_dim, g.cond_dim) == (4, cond_dim)
     assert g(randn(3, 4), make_cond(3, cond_dim)).shape == (3, 2, image_size, image_size)
@@ -193,6 +195,41 @@ def test_dcgan_generator_crops_the_centre() -> None:
     g25.load_state_dict(g32.state_dict())
     z = randn(2, 4)
     torch.testing.assert_close(g25(z), g32(z)[:, :, 3:28, 3:28])
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_resize_upsampling_of_a_flat_map_is_flat_for_any_weights(seed: int) -> None:
+    # A strided transposed convolution sums different kernel taps into the four pixels of each
+    # 2x2 output cell, so a flat input comes out as a 2x2 pattern (the checkerboard); nearest
+    # upsampling then a 3x3 convolution treats every pixel alike.
+    for upsample, expect_flat in (("transpose", False), ("resize", True)):
+        torch.manual_seed(seed)
+        g = DCGANGenerator(image_size=16, latent_dim=4, base_channels=4, upsample=upsample)
+        first = list(g.upsample)
+        layers = nn.Sequential(
+            *first[: next(i for i, m in enumerate(first) if isinstance(m, nn.BatchNorm2d))]
+        )
+        for m in layers:
+            if hasattr(m, "weight"):
+                nn.init.normal_(m.weight)
+        interior = layers(torch.ones(1, 8, 4, 4))[0, :, 2:-2, 2:-2]  # away from the zero padding
+        spread = (interior - interior[:, :1, :1]).abs().amax().item()
+        assert (spread < 1e-4) == expect_flat, (upsample, spread)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_log_pixels_feeds_log1p_of_the_image_as_a_second_channel(seed: int) -> None:
+    eps = 0.3
+    d_log = DCGANDiscriminator(image_size=9, base_channels=4, cond_dim=2, log_pixels=eps)
+    d_two = DCGANDiscriminator(image_size=9, channels=2, base_channels=4, cond_dim=2)
+    d_two.load_state_dict(d_log.state_dict())  # same weights: both take 2 + 2 input channels
+    rng = np.random.default_rng(seed)
+    x = rng.exponential(1.0, (4, 1, 9, 9)) * (rng.random((4, 1, 9, 9)) < 0.4)
+    cond = torch.eye(2)[[0, 1, 1, 0]]
+    by_hand = np.concatenate([x, np.log(1 + x / eps)], axis=1)
+    got = d_log(torch.tensor(x, dtype=torch.float32), cond)
+    want = d_two(torch.tensor(by_hand, dtype=torch.float32), cond)
+    torch.testing.assert_close(got, want)
 
 
 @pytest.mark.parametrize("output", ["relu", "softplus"])
@@ -407,6 +444,8 @@ def test_unknown_activation_or_norm(cls: type[nn.Module]) -> None:
 def test_unknown_output_activation() -> None:
     with pytest.raises(ValueError, match="unknown output activation 'sigmoid'; choose from"):
         DCGANGenerator(output="sigmoid")
+    with pytest.raises(ValueError, match="upsample is transpose or resize, not 'bilinear'"):
+        DCGANGenerator(upsample="bilinear")
 
 
 @pytest.mark.parametrize(
@@ -418,6 +457,7 @@ def test_unknown_output_activation() -> None:
         (MLPDiscriminator, {"in_dim": 2, "cond_dim": -1}, "cond_dim must be an integer >= 0"),
         (DCGANGenerator, {"image_size": 0}, "image_size must be an integer >= 1"),
         (DCGANDiscriminator, {"pack": 2.0}, "pack must be an integer >= 1, got 2.0"),
+        (DCGANDiscriminator, {"log_pixels": -0.1}, "log_pixels must be >= 0, got -0.1"),
     ],
 )
 def test_bad_hyperparameters(cls: type[nn.Module], kwargs: dict, message: str) -> None:

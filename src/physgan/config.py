@@ -107,6 +107,7 @@ class DCGANGeneratorConfig(_Section):
     base_channels: PositiveInt = 64  # channels of the last deconvolution; doubled per level
     output: Literal["linear", "relu", "softplus", "tanh"] = "linear"
     draw_total: bool = False  # each image's pixel sum drawn from the training images' (per class)
+    upsample: Literal["transpose", "resize"] = "transpose"  # resize: nearest 2x + 3x3 conv
 
 
 class MLPDiscriminatorConfig(_Section):
@@ -126,6 +127,7 @@ class DCGANDiscriminatorConfig(_Section):
     spectral_norm: bool = False
     pack: PositiveInt = 1
     minibatch_std: bool = False
+    log_pixels: Annotated[float, Field(ge=0)] = 0.0  # > 0: D also sees log(1 + x / log_pixels)
 
 
 class LAGANGeneratorConfig(_Section):

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from physgan.errors import ConfigError
 from physgan.models.layers import (
     OUTPUT_ACTIVATIONS,
     DrawnTotal,
@@ -42,13 +43,24 @@ def _n_upsamplings(image_size: int) -> int:
     return n
 
 
+def _upsampling(kind: str, width: int, out_width: int) -> list[nn.Module]:
+    """Layers that double a (width, h, h) map's side to (out_width, 2h, 2h); no bias (a
+    BatchNorm follows)."""
+    if kind == "transpose":
+        return [nn.ConvTranspose2d(width, out_width, 4, stride=2, padding=1, bias=False)]
+    return [
+        nn.Upsample(scale_factor=2, mode="nearest"),
+        nn.Conv2d(width, out_width, 3, padding=1, bias=False),
+    ]
+
+
 @GENERATORS.register("dcgan")
 class DCGANGenerator(nn.Module):
     """Maps latent noise (and a condition) to images with transposed convolutions.
 
     Architecture, with n the smallest integer such that 4 * 2**n >= image_size:
     concat(z, cond) -> Linear -> (base_channels * 2**(n-1), 4, 4) -> BatchNorm + ReLU ->
-    n x [ConvTranspose2d(kernel 4, stride 2, padding 1) -> BatchNorm -> ReLU], halving the
+    n x [2x upsampling (``upsample``) -> BatchNorm -> ReLU], halving the
     channels down to ``base_channels`` -> Conv2d(3x3) to ``channels`` -> centre crop to
     ``image_size`` -> output activation. Weights use the DCGAN N(0, 0.02) initialisation.
 
@@ -64,6 +76,9 @@ class DCGANGenerator(nn.Module):
             (per class of a one-hot condition; :class:`~physgan.models.layers.DrawnTotal`, set
             by :meth:`set_totals`), a function of z's first coordinate; needs output ``relu``.
         total_power: the total is the sum of the pixels to this power (2 for square roots).
+        upsample: ``transpose`` (ConvTranspose2d, kernel 4, stride 2: the DCGAN's) or
+            ``resize`` (nearest-neighbour 2x upsampling, then a 3x3 Conv2d: no checkerboard
+            pattern from overlapping strides; Odena et al. 2016, doi:10.23915/distill.00003).
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
@@ -85,6 +100,7 @@ class DCGANGenerator(nn.Module):
         output: str = "linear",
         draw_total: bool = False,
         total_power: float = 1.0,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         check_positive(
@@ -94,6 +110,8 @@ class DCGANGenerator(nn.Module):
             base_channels=base_channels,
         )
         check_non_negative(cond_dim=cond_dim)
+        if upsample not in ("transpose", "resize"):
+            raise ValueError(f"upsample is transpose or resize, not {upsample!r}")
         if draw_total and output != "relu":
             raise ValueError(f"draw_total needs output relu, not {output}")
         self.image_size = image_size
@@ -115,7 +133,7 @@ class DCGANGenerator(nn.Module):
         for _ in range(n_up):
             out_width = max(width // 2, base_channels)
             blocks += [
-                nn.ConvTranspose2d(width, out_width, 4, stride=2, padding=1, bias=False),
+                *_upsampling(upsample, width, out_width),
                 nn.BatchNorm2d(out_width),
                 nn.ReLU(),
             ]
@@ -154,12 +172,12 @@ class DCGANGenerator(nn.Module):
 class DCGANDiscriminator(nn.Module):
     """Scores images (and their condition) with strided convolutions.
 
-    Architecture: concat(image, cond broadcast to cond_dim constant channels) -> PacGAN packing
-    of ``pack`` consecutive samples along the channel axis -> Conv2d(kernel 4, stride 2,
-    padding 1) + LeakyReLU(0.2) blocks, doubling the channels from ``base_channels``, until the
-    map is at most 4x4 -> optional minibatch-std channel -> flatten -> Linear(1). No batch
-    norm, so gradient penalties stay per sample. Returns raw logits (no sigmoid). Weights use
-    the DCGAN N(0, 0.02) initialisation.
+    Architecture: concat(image, [log(1 + image / log_pixels)], cond broadcast to cond_dim
+    constant channels) -> PacGAN packing of ``pack`` consecutive samples along the channel axis
+    -> Conv2d(kernel 4, stride 2, padding 1) + LeakyReLU(0.2) blocks, doubling the channels from
+    ``base_channels``, until the map is at most 4x4 -> optional minibatch-std channel ->
+    flatten -> Linear(1). No batch norm, so gradient penalties stay per sample. Returns raw
+    logits (no sigmoid). Weights use the DCGAN N(0, 0.02) initialisation.
 
     Args:
         image_size: side of the square input image in pixels.
@@ -175,6 +193,9 @@ class DCGANDiscriminator(nn.Module):
         minibatch_std: append the minibatch standard deviation of the last feature map,
             averaged over channels and pixels, as one extra constant channel before the
             output layer (Karras et al. 2018, arXiv:1710.10196, sec. 3).
+        log_pixels: if > 0, each image channel x also enters as log(1 + x / log_pixels), x in
+            the data's normalised units: the soft pixels of a high-dynamic-range image, which
+            barely move the linear channel, spread over a range D can resolve. Needs x >= 0.
 
     Shapes:
         ``forward(x, cond=None)``: x (B, channels, image_size, image_size), cond (B, cond_dim)
@@ -195,19 +216,24 @@ class DCGANDiscriminator(nn.Module):
         spectral_norm: bool = False,
         pack: int = 1,
         minibatch_std: bool = False,
+        log_pixels: float = 0.0,
     ) -> None:
         super().__init__()
         check_positive(
             image_size=image_size, channels=channels, base_channels=base_channels, pack=pack
         )
         check_non_negative(cond_dim=cond_dim)
+        if not log_pixels >= 0:
+            raise ConfigError(f"log_pixels must be >= 0, got {log_pixels!r}")
         self.image_size = image_size
         self.channels = channels
         self.cond_dim = cond_dim
         self.pack = pack
         self.minibatch_std = minibatch_std
+        self.log_pixels = log_pixels
 
-        width, out_width, size = pack * (channels + cond_dim), base_channels, image_size
+        inputs = channels * (2 if log_pixels > 0 else 1) + cond_dim
+        width, out_width, size = pack * inputs, base_channels, image_size
         blocks: list[nn.Module] = []
         while size > _BASE_SIZE:
             blocks += [
@@ -226,6 +252,9 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logits (B // pack,) for images x (B, channels, image_size, image_size)."""
         check_features(x, (self.channels, self.image_size, self.image_size), "x")
+        if self.log_pixels > 0:
+            # clamp: a linear-output G may emit small negative pixels early in training
+            x = torch.cat([x, torch.log1p(x.clamp(min=0) / self.log_pixels)], dim=1)
         x = with_cond_channels(x, check_cond(cond, self.cond_dim, x.shape[0]))
         h = self.downsample(pack_batch(x, self.pack))
         if self.minibatch_std:
