@@ -111,7 +111,8 @@ def evaluate(
 
 def table(results: dict[str, list[dict]], labels: dict[str, str], scales: dict[str, float]) -> str:
     """Markdown: each metric's mean ± spread over seeds, its floor, the ratio of the means, and
-    the range of one seed's ratio (a floor near 0, as FPD's often is, makes that one unbounded)."""
+    the range of one seed's ratio over the seeds whose floor is clear of 0 by its spread (FPD's
+    and KPD's often are not)."""
     lines = [
         "| metric | generated vs real | real vs real (floor) | ratio | one seed's ratio |",
         "|---|---|---|---|---|",
@@ -127,9 +128,14 @@ def table(results: dict[str, list[dict]], labels: dict[str, str], scales: dict[s
             ratio = f"{np.mean(values) / np.mean(floors):.1f}x"
         if key in ("auc", "outliers"):
             per_seed = f"value {values.min() * scale:.3g} to {values.max() * scale:.3g}"
-        elif (floors > 0).all():
-            ratios = values / floors
-            per_seed = f"{ratios.min():.1f}x to {ratios.max():.1f}x"
+        else:
+            floor_stds = np.array([r["floor_std"] for r in results[key]], dtype=float)
+            clear = floors > floor_stds  # a ratio to a floor within its spread of 0 is noise
+            if clear.any():
+                ratios = values[clear] / floors[clear]
+                per_seed = f"{ratios.min():.1f}x to {ratios.max():.1f}x"
+            if not clear.all():
+                per_seed += f" (floor within its spread of 0 on {(~clear).sum()} of {len(clear)})"
         lines.append(
             f"| {label} | {np.mean(values) * scale:.3g} ± {np.std(values) * scale:.2g} "
             f"| {np.mean(floors) * scale:.3g} ± {np.std(floors) * scale:.2g} | {ratio} "
