@@ -10,12 +10,13 @@ norm, dropout), the least-squares loss, no minibatch-std feature, the square roo
 training images' and imposed by construction (``draw_total``), and the last two together. Each run
 scores its EMA generator on held-out images every ``--every`` steps (``train.select_every``): the
 score is the mean of W1 of jet mass and of tau_21 over their real-vs-real floors (1 is as close as a
-second real sample). The last three rows build on the drawn total: the generator upsampling by
+second real sample). Rows 9 to 12 build on the drawn total: the generator upsampling by
 resizing and a 3x3 convolution instead of a strided transposed convolution (whose overlaps leave
-a checkerboard in the pixel occupancy), and the discriminator seeing log(1 + x / 0.01) of the
-normalised pixels beside them (the soft pixels). The table shows the last and the best score,
-the step and the outliers at the best, and the seconds per step, because a LAGAN step costs more
-than a DCGAN one. One run per row.
+a checkerboard in the pixel occupancy), the discriminator seeing log(1 + x / 0.01) of the
+normalised pixels beside them (the soft pixels), both, and the ReLU output passing a gradient of
+0.1 below 0 (``relu_leak``: a switched-off pixel can come back on). The table shows the last and
+the best score, the step and the outliers at the best, and the seconds per step, because a LAGAN
+step costs more than a DCGAN one. One run per row.
 Run (``--variants`` picks rows by number, to split the rows over processes):
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/jet_image_recipe.py --steps 6000 --out out/bench
@@ -83,6 +84,9 @@ VARIANTS: dict[str, list[dict[str, Any]]] = {
     ],
     "drawn total, resize, log pixels": [
         models(DCGAN_G | {"draw_total": True, "upsample": "resize"}, DCGAN_D | {"log_pixels": 0.01})
+    ],
+    "drawn total, leaky ReLU gradient": [
+        models(DCGAN_G | {"draw_total": True, "relu_leak": 0.1}, DCGAN_D)
     ],
 }
 

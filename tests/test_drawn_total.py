@@ -74,6 +74,24 @@ def test_a_dark_image_keeps_its_brightest_pixel_lit_with_a_finite_gradient() -> 
     assert torch.isfinite(a.grad).all()
 
 
+def test_with_a_leak_the_image_is_the_same_and_dark_pixels_get_a_gradient() -> None:
+    a = torch.tensor([[2.0, -1.0], [1.0, -3.0]]).reshape(1, 1, 2, 2)
+    images = {}
+    for leak in (0.0, 0.2):
+        layer = DrawnTotal(classes=1, leak=leak)
+        layer.fit(torch.tensor([6.0, 6.0]))
+        pre = a.clone().requires_grad_()
+        images[leak] = layer(pre, torch.zeros(1))
+        # weight the pixels so that the rescaling to the total does not cancel the gradient
+        (images[leak] * torch.tensor([1.0, 5.0, 2.0, 7.0]).reshape(1, 1, 2, 2)).sum().backward()
+        dark = pre.grad.flatten()[[1, 3]]
+        assert (dark == 0).all() if leak == 0 else (dark != 0).all()
+    torch.testing.assert_close(images[0.0], images[0.2])
+    torch.testing.assert_close(
+        images[0.0].detach(), torch.tensor([[4.0, 0], [2, 0]]).reshape(1, 1, 2, 2)
+    )
+
+
 @pytest.mark.parametrize(
     ("totals", "cond", "match"),
     [
@@ -145,7 +163,7 @@ def test_a_trained_run_samples_each_class_within_its_training_totals(
     x = _images(path)
     config = _config(path, transform=transform)
     if resize_and_log:  # the jet-image recipe's other switches, through config, run and sampling
-        config["model"]["generator"]["upsample"] = "resize"
+        config["model"]["generator"] |= {"upsample": "resize", "relu_leak": 0.1}
         config["model"]["discriminator"]["log_pixels"] = 0.01
     run = api.train(config, tmp_path / "run").run_dir
     for c in (0, 1):

@@ -232,6 +232,27 @@ def test_log_pixels_feeds_log1p_of_the_image_as_a_second_channel(seed: int) -> N
     torch.testing.assert_close(got, want)
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_relu_leak_keeps_the_image_and_passes_the_leak_below_zero(seed: int) -> None:
+    torch.manual_seed(seed)
+    plain = DCGANGenerator(image_size=9, latent_dim=4, base_channels=4, output="relu")
+    leaky = DCGANGenerator(
+        image_size=9, latent_dim=4, base_channels=4, output="relu", relu_leak=0.1
+    )
+    leaky.load_state_dict(plain.state_dict())
+    z = randn(3, 4, seed=seed)
+    a = plain.to_image(plain.upsample(plain.project(z)))[:, :, 3:12, 3:12].detach()
+    images = leaky(z)
+    torch.testing.assert_close(images, plain(z))  # the same ReLU image
+    # d(sum of pixels)/d(pre-activation) is 1 where a > 0 and the leak where a < 0.
+    pre = a.clone().requires_grad_()
+    leaky.output(pre).sum().backward()
+    expected = np.where(a.numpy() > 0, 1.0, 0.1)
+    np.testing.assert_allclose(pre.grad.numpy(), expected, rtol=1e-6)
+    assert (a < 0).any()  # both branches are checked
+    assert (a > 0).any()
+
+
 @pytest.mark.parametrize("output", ["relu", "softplus"])
 def test_dcgan_non_negative_output(output: str) -> None:
     z = randn(8, 4)
@@ -446,6 +467,10 @@ def test_unknown_output_activation() -> None:
         DCGANGenerator(output="sigmoid")
     with pytest.raises(ValueError, match="upsample is transpose or resize, not 'bilinear'"):
         DCGANGenerator(upsample="bilinear")
+    with pytest.raises(ValueError, match="relu_leak >= 0 needs output relu"):
+        DCGANGenerator(relu_leak=0.1)
+    with pytest.raises(ValueError, match="relu_leak >= 0 needs output relu"):
+        DCGANGenerator(output="relu", relu_leak=-0.1)
 
 
 @pytest.mark.parametrize(

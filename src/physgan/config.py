@@ -108,6 +108,7 @@ class DCGANGeneratorConfig(_Section):
     output: Literal["linear", "relu", "softplus", "tanh"] = "linear"
     draw_total: bool = False  # each image's pixel sum drawn from the training images' (per class)
     upsample: Literal["transpose", "resize"] = "transpose"  # resize: nearest 2x + 3x3 conv
+    relu_leak: Annotated[float, Field(ge=0)] = 0.0  # ReLU output's gradient below 0 (image same)
 
 
 class MLPDiscriminatorConfig(_Section):

@@ -16,6 +16,7 @@ from physgan.errors import ConfigError
 from physgan.models.layers import (
     OUTPUT_ACTIVATIONS,
     DrawnTotal,
+    LeakyGradientReLU,
     add_spectral_norm,
     check_cond,
     check_features,
@@ -79,6 +80,9 @@ class DCGANGenerator(nn.Module):
         upsample: ``transpose`` (ConvTranspose2d, kernel 4, stride 2: the DCGAN's) or
             ``resize`` (nearest-neighbour 2x upsampling, then a 3x3 Conv2d: no checkerboard
             pattern from overlapping strides; Odena et al. 2016, doi:10.23915/distill.00003).
+        relu_leak: with output ``relu``, the gradient below 0 (the image stays a ReLU's): a
+            switched-off pixel can still learn to come on
+            (:func:`~physgan.models.layers.relu_leaky_gradient`).
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
@@ -101,6 +105,7 @@ class DCGANGenerator(nn.Module):
         draw_total: bool = False,
         total_power: float = 1.0,
         upsample: str = "transpose",
+        relu_leak: float = 0.0,
     ) -> None:
         super().__init__()
         check_positive(
@@ -112,6 +117,8 @@ class DCGANGenerator(nn.Module):
         check_non_negative(cond_dim=cond_dim)
         if upsample not in ("transpose", "resize"):
             raise ValueError(f"upsample is transpose or resize, not {upsample!r}")
+        if (relu_leak and output != "relu") or not relu_leak >= 0:
+            raise ValueError(f"relu_leak >= 0 needs output relu, got {relu_leak} with {output}")
         if draw_total and output != "relu":
             raise ValueError(f"draw_total needs output relu, not {output}")
         self.image_size = image_size
@@ -140,9 +147,11 @@ class DCGANGenerator(nn.Module):
             width = out_width
         self.upsample = nn.Sequential(*blocks)
         self.to_image = nn.Conv2d(width, channels, 3, padding=1)
-        self.output = make_output()
+        self.output = LeakyGradientReLU(relu_leak) if relu_leak else make_output()
         self.apply(init_dcgan_weights)
-        self.total = DrawnTotal(max(cond_dim, 1), power=total_power) if draw_total else None
+        self.total = (
+            DrawnTotal(max(cond_dim, 1), power=total_power, leak=relu_leak) if draw_total else None
+        )
         # Pixels cropped from each side of the generated (4 * 2**n)^2 map.
         self._crop = (_BASE_SIZE * 2**n_up - image_size) // 2
 

@@ -29,6 +29,7 @@ __all__ = [
     "NORMS",
     "OUTPUT_ACTIVATIONS",
     "DrawnTotal",
+    "LeakyGradientReLU",
     "LocallyConnected2d",
     "MinibatchDiscrimination",
     "activation",
@@ -44,6 +45,7 @@ __all__ = [
     "normalization",
     "output_activation",
     "pack_batch",
+    "relu_leaky_gradient",
     "sample_latent",
     "with_cond_channels",
 ]
@@ -553,6 +555,37 @@ class MinibatchDiscrimination(nn.Module):
         return torch.cat([x, minibatch_similarity(m)], dim=1)
 
 
+def relu_leaky_gradient(x: Tensor, leak: float) -> Tensor:
+    """relu(x) in the forward pass, with gradient ``leak`` (not 0) where x < 0.
+
+    A ReLU output pixel below 0 gets no gradient, so a pixel that G has switched off never
+    learns to come back on: sparse images collapse onto their few lit pixels. With a leak the
+    discriminator's gradient still reaches it (a straight-through estimator; the image is
+    unchanged).
+
+    >>> x = torch.tensor([-2.0, 3.0], requires_grad=True)
+    >>> y = relu_leaky_gradient(x, 0.1)
+    >>> y.sum().backward()
+    >>> y.tolist(), x.grad.tolist()
+    ([0.0, 3.0], [0.10000000149011612, 1.0])
+    """
+    if leak == 0:
+        return F.relu(x)
+    below = x.clamp(max=0)
+    return F.relu(x) + leak * (below - below.detach())
+
+
+class LeakyGradientReLU(nn.Module):
+    """:func:`relu_leaky_gradient` as a module (an image generator's output)."""
+
+    def __init__(self, leak: float) -> None:
+        super().__init__()
+        self.leak = leak
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relu_leaky_gradient(x, self.leak)
+
+
 class DrawnTotal(nn.Module):
     """A ReLU output whose images total a value drawn from the training images' totals.
 
@@ -571,7 +604,8 @@ class DrawnTotal(nn.Module):
     The pixels are relu(a + relu(delta - max a)) of the pre-activations a, multiplied by
     (total / sum(pixels^power))^(1 / power): the brightest pixel stays lit (at least
     ``delta``), because a ReLU image that has gone all dark gets no gradient and, rescaled,
-    would stay dark for good.
+    would stay dark for good. ``leak`` > 0 gives the other pixels a gradient too
+    (:func:`relu_leaky_gradient`).
 
     Shapes:
         ``forward(a, z0, cond=None)``: pre-activations a (B, C, H, W), z0 (B,), cond
@@ -586,17 +620,23 @@ class DrawnTotal(nn.Module):
     quantiles: Tensor
 
     def __init__(
-        self, classes: int, n_quantiles: int = 128, delta: float = 1e-3, power: float = 1.0
+        self,
+        classes: int,
+        n_quantiles: int = 128,
+        delta: float = 1e-3,
+        power: float = 1.0,
+        leak: float = 0.0,
     ) -> None:
         super().__init__()
         check_positive(classes=classes)
-        if n_quantiles < 2 or not delta > 0 or not power > 0:
+        if n_quantiles < 2 or not delta > 0 or not power > 0 or not leak >= 0:
             raise ValueError(
-                f"need n_quantiles >= 2, delta > 0 and power > 0, got {n_quantiles}, {delta}, "
-                f"{power}"
+                f"need n_quantiles >= 2, delta > 0, power > 0 and leak >= 0, got {n_quantiles}, "
+                f"{delta}, {power}, {leak}"
             )
         self.delta = delta
         self.power = power
+        self.leak = leak
         self.register_buffer("quantiles", torch.ones(classes, n_quantiles))
 
     @torch.no_grad()
@@ -641,6 +681,6 @@ class DrawnTotal(nn.Module):
         lo, hi = table.gather(1, index), table.gather(1, index + 1)
         total = (lo + weight * (hi - lo)).reshape(-1, 1, 1, 1)
         brightest = a.flatten(1).amax(dim=1).reshape(-1, 1, 1, 1)
-        images = F.relu(a + F.relu(self.delta - brightest))
+        images = relu_leaky_gradient(a + F.relu(self.delta - brightest), self.leak)
         current = images.pow(self.power).sum(dim=(1, 2, 3), keepdim=True)
         return images * (total / current).pow(1 / self.power)
