@@ -57,7 +57,7 @@ def _upsampling(kind: str, width: int, out_width: int) -> list[nn.Module]:
 
 @GENERATORS.register("dcgan")
 class DCGANGenerator(nn.Module):
-    """Maps latent noise (and a condition) to images with transposed convolutions.
+    """Maps latent noise (and a condition) to images with transposed (or resize) convolutions.
 
     Architecture, with n the smallest integer such that 4 * 2**n >= image_size:
     concat(z, cond) -> Linear -> (base_channels * 2**(n-1), 4, 4) -> BatchNorm + ReLU ->
