@@ -82,7 +82,8 @@ class DCGANGenerator(nn.Module):
             pattern from overlapping strides; Odena et al. 2016, doi:10.23915/distill.00003).
         relu_leak: with output ``relu``, the gradient below 0 (the image stays a ReLU's): a
             switched-off pixel can still learn to come on
-            (:func:`~physgan.models.layers.relu_leaky_gradient`).
+            (:func:`~physgan.models.layers.relu_leaky_gradient`). On jet images, 0.1 lit every
+            pixel (``benchmarks/jet_image_recipe.py``, row 12).
 
     Shapes:
         ``forward(z, cond=None)``: z (B, latent_dim), cond (B, cond_dim) or None ->
