@@ -116,6 +116,10 @@ def test_truncation_from_the_config_and_its_checks(tiny_config, tmp_path, capsys
     ):
         with pytest.raises(ConfigError, match=r"sample\.truncation"):
             api.train({**truncated, "model": model}, tmp_path / "bad")
+    conditional = {**truncated, "data": {**truncated["data"], "conditional": True}}
+    with pytest.raises(ConfigError, match=r"sample\.truncation: supported for unconditional"):
+        api.train(conditional, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_export_warns_that_the_graph_is_not_truncated(tiny_config, tmp_path, caplog):

