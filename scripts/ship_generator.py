@@ -144,6 +144,23 @@ def table(results: dict[str, list[dict]], labels: dict[str, str], scales: dict[s
     return "\n".join(lines)
 
 
+SCORE_TERMS = {
+    "val_w1m": "jet mass",
+    "val_w1p": "particle features",
+    "val_w1efp": "EFPs",
+    "val_w1_mass": "jet mass",
+    "val_w1_tau21": "tau_21",
+    "val_w1_pixels": "pixel spectrum",
+}
+
+
+def score_terms(rows: list[dict]) -> str:
+    """What the run's validation score averaged, from the W1 it logged beside it."""
+    scored = [r for r in rows if "val_score" in r]
+    names = [text for key, text in SCORE_TERMS.items() if scored and key in scored[-1]]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
 def card(
     name: str,
     run_dir: Path,
@@ -161,7 +178,8 @@ def card(
     if args.history:
         recipe = f"; the config below is as the run's last resume left it.\n- {args.history}"
     if is_images(run):
-        return image_card(name, run, results, speed, args, trained, best, recipe)
+        terms = score_terms(rows)
+        return image_card(name, run, results, speed, args, trained, best, recipe, terms)
     process = api.load_config(run.config).data.name.removeprefix("jets-")
     return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
 
@@ -175,8 +193,8 @@ def card(
   (JetNet-like, 30 particles, simulated with data seed 0), 20% held out.
 - Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
-  the EMA generator at step {best["step"]:,}, where the validation score (W1 of jet mass and
-  particle features over their floors, on held-out jets) was best: {best["score"]:.2f}.
+  the EMA generator at step {best["step"]:,}, where the validation score (W1 of
+  {score_terms(rows)} over their floors, on held-out jets) was best: {best["score"]:.2f}.
 - Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
 
 ## Quality
@@ -216,6 +234,7 @@ def image_card(
     trained: int,
     best: dict,
     recipe: str,
+    terms: str,
 ) -> str:
     data = api.load_config(run.config).data
     seeds = " ".join(map(str, args.seeds))
@@ -236,8 +255,8 @@ def image_card(
   {data.holdout_fraction:.0%} held out.
 - Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
-  the EMA generator at step {best["step"]:,}, where the validation score (W1 of jet mass and
-  tau_21 over their floors, on held-out images) was best: {best["score"]:.2f}.
+  the EMA generator at step {best["step"]:,}, where the validation score (W1 of {terms} over
+  their floors, on held-out images of each class) was best: {best["score"]:.2f}.
 - Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
 
 ## Quality

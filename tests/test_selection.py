@@ -12,8 +12,9 @@ from physgan.data.images import image_mass
 from physgan.errors import CheckpointError, ConfigError
 from physgan.generation import load_run
 from physgan.metrics import outlier_fraction, support_features
+from physgan.metrics.efp import efps
 from physgan.training.checkpoint import read_weights
-from physgan.training.selection import image_scorer
+from physgan.training.selection import _halves, image_scorer, jet_scorer
 from test_conditioning import config as jet_config
 from test_conditioning import toy_jets
 
@@ -40,7 +41,7 @@ def test_scores_are_logged_and_the_best_weights_kept(selected):
     scored = [r for r in _rows(run_dir) if "val_score" in r]
     assert [r["step"] for r in scored] == [100, 200, 300, 400]
     for row in scored:
-        assert min(row["val_w1m"], row["val_w1p"], row["val_outliers"]) >= 0
+        assert min(row["val_w1m"], row["val_w1p"], row["val_w1efp"], row["val_outliers"]) >= 0
         assert row["val_outliers"] <= 1
     best = min(scored, key=lambda r: r["val_score"])
     assert scored[-1]["best_step"] == best["step"]
@@ -249,7 +250,7 @@ def test_image_score_is_near_one_for_real_images_and_large_for_wrong_ones():
     score = image_scorer(holdout, None, lambda x: x, n, seed=4)
     row, real_score = score(_Fixed(_images(n, seed=32)))
     assert 0.2 < real_score < 3  # each W1 over a real-vs-real floor of the same size
-    assert set(row) == {"val_w1_mass", "val_w1_tau21", "val_outliers"}
+    assert set(row) == {"val_w1_mass", "val_w1_tau21", "val_w1_pixels", "val_outliers"}
     assert row["val_outliers"] < 0.1
     heavy_row, heavy = score(_Fixed(_images(n, seed=32, scale=1.5)))  # every pT x 1.5
     assert heavy > 5 * real_score
@@ -260,6 +261,45 @@ def test_image_score_is_near_one_for_real_images_and_large_for_wrong_ones():
     assert heavy_row["val_outliers"] > row["val_outliers"]
     _, empty = score(_Fixed(np.zeros((n, 1, 25, 25), np.float32)))
     assert empty == np.inf  # no tau_21 at all: never the best
+
+
+def test_jet_score_is_the_mean_of_three_ratios_to_their_floors(tmp_path):
+    import h5py
+
+    with h5py.File(toy_jets(tmp_path / "jets.h5", n=1_000, seed=33), "r") as fh:
+        holdout = fh["particles"][:]
+    n, seed = 400, 5
+    score = jet_scorer(holdout, None, lambda x: x, n, seed=seed)
+    _, real, other, _, _ = _halves(holdout, None, n, seed, "jets")
+    row, same = score(_Fixed(real))
+    assert same < 1  # the scored half itself: W1 of its bootstrap draws only
+    assert set(row) == {"val_w1m", "val_w1p", "val_w1efp", "val_outliers"}
+    row, floor = score(_Fixed(other))
+    assert floor == pytest.approx(1.0)  # the floor's own half: each ratio is exactly 1
+    wide = other * np.array([1.5, 1.5, 1.0, 1.0], np.float32)  # angles x 1.5: EFPs x 1.5^4
+    row, worse = score(_Fixed(wide))
+    assert worse > 5
+    efp_real = efps(real)
+    expected = np.mean([wasserstein_distance(efp_real[:, i], efps(wide)[:, i]) for i in range(5)])
+    assert row["val_w1efp"] == pytest.approx(expected, rel=0.3)
+
+
+def test_image_score_is_per_class():
+    # Class 0: the images of _images; class 1: every pT x 1.5. A generator that draws each
+    # class's images scores near 1; one that swaps the classes has the right mixture (which a
+    # score of the pooled images could not tell) and scores far worse.
+    n = 300
+    holdout = np.concatenate([_images(400, seed=41), _images(400, seed=42, scale=1.5)])
+    onehot = np.repeat(np.eye(2, dtype=np.float32), 400, axis=0)
+    score = image_scorer(holdout, onehot, lambda x: x, n, seed=6)
+    *_, cond = _halves(holdout, onehot, n, 6, "images")
+    is_one = cond[:, 1] == 1
+    right = np.where(is_one[:, None, None, None], _images(n, 43, scale=1.5), _images(n, 43))
+    swapped = np.where(is_one[:, None, None, None], _images(n, 43), _images(n, 43, scale=1.5))
+    _, good = score(_Fixed(right))
+    _, bad = score(_Fixed(swapped))
+    assert good < 3
+    assert bad > 5 * good
 
 
 def test_image_runs_keep_their_best_weights(tmp_path):

@@ -92,12 +92,6 @@ def _auc(real: np.ndarray, generated: np.ndarray, *, seed: int = 0) -> Estimate:
     return classifier_auc(real, generated, seed=seed)
 
 
-def _log_pixels(images: np.ndarray) -> np.ndarray:
-    """log10 of the pT (GeV) of every non-zero pixel: the pixel-intensity spectrum, in which a
-    faint glow over empty pixels stands out as much as a missing bright core."""
-    return np.log10(images[images > 0])
-
-
 def _metrics(kind: str) -> dict[str, Any]:
     """Name -> metric(real, generated, seed=) for a kind; AUC last (the slowest)."""
     if kind == "jets":
@@ -113,14 +107,14 @@ def _metrics(kind: str) -> dict[str, Any]:
             "auc": _auc,
         }
     if kind == "images":
-        from physgan.data.images import image_mass, image_tau21
+        from physgan.data.images import image_mass, image_tau21, pixel_log_pt
         from physgan.metrics.support import image_outlier_fraction
 
         return {
             "w1_pt": _w1_of(lambda x: x.sum(axis=(1, 2, 3))),
             "w1_mass": _w1_of(lambda x: image_mass(x[:, 0])),
             "w1_tau21": _w1_of(lambda x: image_tau21(x[:, 0])),
-            "w1_pixels": _w1_of(_log_pixels),
+            "w1_pixels": _w1_of(pixel_log_pt),
             "outliers": lambda real, generated, *, seed=0: image_outlier_fraction(
                 real[:, 0], generated[:, 0]
             ),
@@ -144,7 +138,7 @@ def _figures(kind: str, real: np.ndarray, generated: np.ndarray, truth: Any) -> 
         figures += [(f"Particle {n}", fig) for n, fig in zip(names, features, strict=True)]
         return [*figures, ("Particles per jet", plots.multiplicity_histogram(real, generated))]
     if kind == "images":
-        from physgan.data.images import image_mass, image_tau21
+        from physgan.data.images import image_mass, image_tau21, pixel_log_pt
 
         figures = [
             (
@@ -178,7 +172,7 @@ def _figures(kind: str, real: np.ndarray, generated: np.ndarray, truth: Any) -> 
                 ),
             ),
         ]
-        spectra = _log_pixels(real), _log_pixels(generated)
+        spectra = pixel_log_pt(real), pixel_log_pt(generated)
         if all(x.size for x in spectra):  # not for a generator of empty images
             spectrum = plots.ratio_histogram(*spectra, label="log10(pixel pT / GeV)")
             figures.append(("Pixel intensities (non-zero pixels)", spectrum))

@@ -15,7 +15,7 @@ import numpy as np
 
 from physgan.data.jets import wrap_phi
 
-__all__ = ["image_mass", "image_tau21", "jet_images", "pixel_centres"]
+__all__ = ["image_mass", "image_tau21", "jet_images", "pixel_centres", "pixel_log_pt"]
 
 
 def pixel_centres(pixels: int = 25, extent: float = 1.25) -> np.ndarray:
@@ -79,6 +79,17 @@ def _pixels(images: np.ndarray, extent: float) -> tuple[np.ndarray, np.ndarray, 
     centres = pixel_centres(images.shape[-1], extent)
     phi, eta = np.meshgrid(centres, centres, indexing="ij")
     return eta.ravel(), phi.ravel(), images.reshape(len(images), -1).astype(np.float64)
+
+
+def pixel_log_pt(images: np.ndarray) -> np.ndarray:
+    """log10 of the pT (GeV) of every non-zero pixel of ``images``, flattened: the
+    pixel-intensity spectrum, in which a faint glow over empty pixels stands out as much as a
+    missing bright core.
+
+    >>> pixel_log_pt(np.array([[[0.0, 10.0], [0.1, 0.0]]])).tolist()
+    [1.0, -1.0]
+    """
+    return np.log10(images[images > 0])
 
 
 def image_mass(images: np.ndarray, extent: float = 1.25) -> np.ndarray:

@@ -5,13 +5,15 @@ A GAN's last step is rarely its best: its quality swings from one checkpoint to 
 latent draws (and held-out data) are the same at every evaluation, so two scores differ by the
 weights only. Lower scores are better. Two scorers:
 
-- jets (:func:`jet_scorer`): W1 of the relative jet mass and of the particle features
-  (:func:`~physgan.metrics.w1m`, :func:`~physgan.metrics.w1p`) of ``train.select_samples``
-  generated jets against as many held-out ones, each divided by its real-vs-real floor and the
-  two averaged (1 is as close as a second real sample). The generated jets take the conditions
+- jets (:func:`jet_scorer`): W1 of the relative jet mass, of the particle features and of
+  the energy flow polynomials (:func:`~physgan.metrics.w1m`, :func:`~physgan.metrics.w1p`,
+  :func:`~physgan.metrics.w1efp`) of ``train.select_samples`` generated jets against as many
+  held-out ones, each divided by its real-vs-real floor and the three averaged (1 is as close
+  as a second real sample). The generated jets take the conditions
   of a second, disjoint held-out half, which also gives the floor.
-- jet images (:func:`image_scorer`): as for jets, with W1 of the image mass and of tau_21
-  (:mod:`physgan.data.images`); the fraction of images outside the real support is logged.
+- jet images (:func:`image_scorer`): as for jets, with W1 of the image mass, of tau_21 and
+  of the pixel spectrum (:mod:`physgan.data.images`), per class for class-conditional images;
+  the fraction of images outside the real support is logged.
 - toys with a known density (:func:`mode_scorer`): the mode statistics of
   :func:`~physgan.metrics.mode_stats` against the true mixture: modes missed, plus the reverse
   KL of the mode histogram (nats; log(1 / smallest weight), its largest value, when no sample
@@ -30,11 +32,11 @@ import torch
 from scipy.stats import wasserstein_distance
 from torch import nn
 
-from physgan.data.images import image_mass, image_tau21
+from physgan.data.images import image_mass, image_tau21, pixel_log_pt
 from physgan.data.jets import canonical_cloud
 from physgan.data.toy import GaussianMixture
 from physgan.errors import ConfigError
-from physgan.metrics import mode_stats, outlier_fraction, w1m, w1p
+from physgan.metrics import mode_stats, outlier_fraction, w1efp, w1m, w1p
 from physgan.metrics.support import image_outlier_fraction
 from physgan.models.draw import draw
 from physgan.training.checkpoint import read_weights, save_weights
@@ -56,9 +58,9 @@ def _generate(G: nn.Module, n: int, cond: torch.Tensor | None, seed: int) -> np.
 
 def _halves(
     holdout: np.ndarray, cond: np.ndarray | None, n_samples: int, seed: int, what: str
-) -> tuple[int, np.ndarray, np.ndarray, torch.Tensor | None]:
-    """n, a real half and a disjoint second half of ``holdout``, and the second half's
-    conditions (network units) for the generated samples."""
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """n, a real half and a disjoint second half of ``holdout``, and the two halves'
+    conditions (network units; the second half's are those of the generated samples)."""
     n = min(n_samples, len(holdout) // 2)
     if n < 10:
         raise ConfigError(
@@ -67,8 +69,10 @@ def _halves(
             f"{len(holdout)} (at least 20 needed)"
         )
     order = np.random.default_rng(derive_seed(seed, Stream.SELECT)).permutation(len(holdout))
-    other_cond = None if cond is None else torch.as_tensor(cond[order[n : 2 * n]])
-    return n, holdout[order[:n]], holdout[order[n : 2 * n]], other_cond
+    first, second = order[:n], order[n : 2 * n]
+    if cond is None:
+        return n, holdout[first], holdout[second], None, None
+    return n, holdout[first], holdout[second], cond[first], cond[second]
 
 
 def jet_scorer(
@@ -80,18 +84,21 @@ def jet_scorer(
 ) -> Scorer:
     """Score generated jets against ``holdout`` (n, N, 4) jets in the data's units (see the
     module); ``cond``: their conditions in network units, ``inverse`` the data transform's."""
-    n, real, other, other_cond = _halves(holdout, cond, n_samples, seed, "jets")
-    floor_m = max(w1m(real, other, num_eval_samples=n, num_batches=1).value, 1e-12)
-    floor_p = max(w1p(real, other, num_eval_samples=n, num_batches=1).value, 1e-12)
+    n, real, other, _, other_cond = _halves(holdout, cond, n_samples, seed, "jets")
+    metrics = {"val_w1m": w1m, "val_w1p": w1p, "val_w1efp": w1efp}
+    floors = {
+        name: max(metric(real, other, num_eval_samples=n, num_batches=1).value, 1e-12)
+        for name, metric in metrics.items()
+    }
 
     def score(G: nn.Module) -> tuple[dict[str, float], float]:
         generated = canonical_cloud(inverse(_generate(G, n, other_cond, seed)))
         row = {
-            "val_w1m": w1m(real, generated, num_eval_samples=n, num_batches=1).value,
-            "val_w1p": w1p(real, generated, num_eval_samples=n, num_batches=1).value,
-            "val_outliers": outlier_fraction(real, generated).value,
+            name: metric(real, generated, num_eval_samples=n, num_batches=1).value
+            for name, metric in metrics.items()
         }
-        return row, (row["val_w1m"] / floor_m + row["val_w1p"] / floor_p) / 2
+        ratio = float(np.mean([row[name] / floors[name] for name in metrics]))
+        return row | {"val_outliers": outlier_fraction(real, generated).value}, ratio
 
     return score
 
@@ -104,30 +111,44 @@ def image_scorer(
     seed: int,
 ) -> Scorer:
     """Score generated jet images against ``holdout`` (n, 1, P, P) images of pixel pT in GeV
-    (see the module); ``cond``: their conditions in network units (e.g. the one-hot class),
-    ``inverse`` the data transform's."""
-    n, real, other, other_cond = _halves(holdout, cond, n_samples, seed, "images")
-    real = real[:, 0]
+    (see the module); ``cond``: their conditions in network units, for class-conditional images
+    the one-hot class, ``inverse`` the data transform's. The W1 of mass, tau_21 and the pixel
+    spectrum (log10 pixel pT) are taken per class and their ratios to the floor averaged over
+    features and classes: a class's own mass peak is as sharp as the evaluation sees it."""
+    n, real, other, real_cond, other_cond = _halves(holdout, cond, n_samples, seed, "images")
+    real, other = real[:, 0], other[:, 0]
+    classes = (np.zeros(n, int), np.zeros(n, int))
+    if real_cond is not None and other_cond is not None and real_cond.shape[1] > 1:
+        classes = (real_cond.argmax(axis=1), other_cond.argmax(axis=1))
+    labels = np.unique(classes[0])
 
-    def features(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mass, tau21 = image_mass(images), image_tau21(images)
-        return mass, tau21[np.isfinite(tau21)]
+    def features(images: np.ndarray) -> dict[str, np.ndarray]:
+        tau21 = image_tau21(images)
+        return {
+            "val_w1_mass": image_mass(images),
+            "val_w1_tau21": tau21[np.isfinite(tau21)],
+            "val_w1_pixels": pixel_log_pt(images),
+        }
 
-    reference = features(real)
-    pairs = zip(reference, features(other[:, 0]), strict=True)
-    floors = [max(wasserstein_distance(a, b), 1e-12) for a, b in pairs]
+    reference = [features(real[classes[0] == c]) for c in labels]
+    floors = []
+    for c, ref in zip(labels, reference, strict=True):
+        second = features(other[classes[1] == c])
+        floors.append({k: max(wasserstein_distance(ref[k], second[k]), 1e-12) for k in ref})
 
     def score(G: nn.Module) -> tuple[dict[str, float], float]:
-        generated = inverse(_generate(G, n, other_cond, seed))[:, 0]
-        mass, tau21 = features(generated)
-        w1_mass = wasserstein_distance(reference[0], mass)
-        w1_tau21 = wasserstein_distance(reference[1], tau21) if tau21.size else float("inf")
-        row = {
-            "val_w1_mass": w1_mass,
-            "val_w1_tau21": w1_tau21,
-            "val_outliers": image_outlier_fraction(real, generated).value,
-        }
-        return row, (w1_mass / floors[0] + w1_tau21 / floors[1]) / 2
+        cond_tensor = None if other_cond is None else torch.as_tensor(other_cond)
+        generated = inverse(_generate(G, n, cond_tensor, seed))[:, 0]
+        w1s = []
+        for c, ref in zip(labels, reference, strict=True):
+            made = features(generated[classes[1] == c])
+            w1s.append(
+                {k: wasserstein_distance(ref[k], v) if v.size else np.inf for k, v in made.items()}
+            )
+        row = {k: float(np.mean([w[k] for w in w1s])) for k in w1s[0]}
+        ratios = [w[k] / floor[k] for w, floor in zip(w1s, floors, strict=True) for k in w]
+        row["val_outliers"] = image_outlier_fraction(real, generated).value
+        return row, float(np.mean(ratios))
 
     return score
 
