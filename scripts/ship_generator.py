@@ -47,6 +47,7 @@ LABELS = {
 }
 IMAGE_LABELS = {
     "w1_mass": "W1 of jet mass (GeV)",
+    "mass_peak": "shift of the mass peak (GeV)",
     "w1_tau21": "W1 of tau_21",
     "w1_pt": "W1 of total pT (GeV)",
     "w1_pixels": "W1 of log10 pixel pT",

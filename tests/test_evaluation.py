@@ -66,7 +66,7 @@ def test_image_metrics():
     real = rng.exponential(1.0, (200, 1, 25, 25)).astype(np.float32)
     generated = rng.exponential(1.0, (100, 1, 25, 25)).astype(np.float32)
     scored = evaluate_samples(real, generated, seed=1)
-    names = {"w1_pt", "w1_mass", "w1_tau21", "w1_pixels", "outliers", "auc"}
+    names = {"w1_pt", "w1_mass", "mass_peak", "w1_tau21", "w1_pixels", "outliers", "auc"}
     assert names <= set(scored.metrics)
     assert scored.metrics["kind"] == "images"
 

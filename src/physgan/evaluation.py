@@ -108,11 +108,15 @@ def _metrics(kind: str) -> dict[str, Any]:
         }
     if kind == "images":
         from physgan.data.images import image_mass, image_tau21, pixel_log_pt
+        from physgan.metrics.peak import peak_shift
         from physgan.metrics.support import image_outlier_fraction
 
         return {
             "w1_pt": _w1_of(lambda x: x.sum(axis=(1, 2, 3))),
             "w1_mass": _w1_of(lambda x: image_mass(x[:, 0])),
+            "mass_peak": lambda real, generated, *, seed=0: peak_shift(
+                image_mass(real[:, 0]), image_mass(generated[:, 0])
+            ),
             "w1_tau21": _w1_of(lambda x: image_tau21(x[:, 0])),
             "w1_pixels": _w1_of(pixel_log_pt),
             "outliers": lambda real, generated, *, seed=0: image_outlier_fraction(
