@@ -134,8 +134,9 @@ def run_training(
     lead = runtime.rank == 0  # only rank 0 writes the run directory
     created = not run.root.exists()
     resuming = run.prepare(resume=resume) if lead else resume and run.checkpoint.is_file()
+    saved_config = run.read_config() if resuming else {}
     if resuming:
-        _check_resumable(run.read_config(), config)
+        _check_resumable(saved_config, config)
 
     try:
         data = load_data(config, progress and lead)
@@ -185,7 +186,7 @@ def run_training(
         load_checkpoint(run.checkpoint, state)
         if lead:
             run.truncate_metrics(state.step)
-            run.write_config(_resumed_config(run.read_config(), config))
+            run.write_config(_resumed_config(saved_config, config))
     elif lead:
         meta = {
             "physgan_version": __version__,
