@@ -120,7 +120,7 @@ def image_scorer(
     classes = (np.zeros(n, int), np.zeros(n, int))
     if real_cond is not None and other_cond is not None and real_cond.shape[1] > 1:
         classes = (real_cond.argmax(axis=1), other_cond.argmax(axis=1))
-    labels = np.unique(classes[0])
+    labels = np.intersect1d(*classes)  # a class in one half only has no floor
 
     def features(images: np.ndarray) -> dict[str, np.ndarray]:
         tau21 = image_tau21(images)
