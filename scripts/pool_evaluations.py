@@ -1,5 +1,5 @@
 """Pool many ``physgan evaluate`` results of one generator: each metric's mean value over its mean
-floor, with a 95% bootstrap interval over the evaluations, and the ratio per reference sample.
+floor, with a 95% bootstrap interval, and the ratio per reference sample.
 
 A W1 floor of 10,000 jets varies by 10 to 30% from one real sample to the next, so one
 evaluation's ratio crosses a bar by chance; pooling evaluations against several independently
@@ -31,13 +31,27 @@ VALUE = ("kpd", "auc", "outliers", "mass_peak")
 BOOTSTRAPS = 4_000
 
 
+def _two_level_draws(sizes: list[int], seed: int) -> np.ndarray:
+    """(BOOTSTRAPS, sum(sizes)) indices into the evaluations, concatenated by reference: the
+    references drawn with replacement, then each drawn reference's evaluations. The seeds of
+    one reference share its real sample, so they are not independent draws."""
+    rng = np.random.default_rng(seed)
+    starts = np.cumsum([0, *sizes])
+    out = np.empty((BOOTSTRAPS, starts[-1]), dtype=int)
+    for b in range(BOOTSTRAPS):
+        picked = rng.integers(0, len(sizes), len(sizes))
+        # slot i takes sizes[i] draws among the evaluations of reference picked[i]
+        slots = zip(picked, sizes, strict=True)
+        out[b] = np.concatenate([starts[g] + rng.integers(0, sizes[g], n) for g, n in slots])
+    return out
+
+
 def pool(results: dict[str, list[dict]], seed: int = 0) -> dict[str, dict]:
     """Per metric: ``ratio`` (mean value / mean floor) or ``value`` (the mean, for KPD, AUC,
-    outliers and the mass peak), its 95% bootstrap interval over the evaluations, the mean
-    floor, and the estimate per reference."""
+    outliers and the mass peak), its 95% interval (a two-level bootstrap: references, then
+    evaluations), the mean floor, and the estimate per reference."""
     rows = [r for group in results.values() for r in group]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(rows), (BOOTSTRAPS, len(rows)))
+    draws = _two_level_draws([len(group) for group in results.values()], seed)
     pooled = {}
     for metric in (*RATIO, *VALUE):
         if not all(metric in r for r in rows):

@@ -194,8 +194,8 @@ def card(
   (JetNet-like, 30 particles, simulated with data seed 0), 20% held out.
 - Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
-  the EMA generator at step {best["step"]:,}, where the validation score (W1 of
-  {score_terms(rows)} over their floors, on held-out jets) was best: {best["score"]:.2f}.
+  the EMA generator at step {best["step"]:,}, where the validation score was best:
+  {best["score"]:.2f} (W1 of {score_terms(rows)} over their floors, on held-out jets).
 - Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
 
 ## Quality
@@ -256,8 +256,8 @@ def image_card(
   {data.holdout_fraction:.0%} held out.
 - Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
-  the EMA generator at step {best["step"]:,}, where the validation score (W1 of {terms} over
-  their floors, on held-out images of each class) was best: {best["score"]:.2f}.
+  the EMA generator at step {best["step"]:,}, where the validation score was best:
+  {best["score"]:.2f} (W1 of {terms} over their floors, on held-out images of each class).
 - Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
 
 ## Quality

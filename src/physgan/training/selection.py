@@ -9,8 +9,8 @@ weights only. Lower scores are better. Two scorers:
   the energy flow polynomials (:func:`~physgan.metrics.w1m`, :func:`~physgan.metrics.w1p`,
   :func:`~physgan.metrics.w1efp`) of ``train.select_samples`` generated jets against as many
   held-out ones, each divided by its real-vs-real floor and the three averaged (1 is as close
-  as a second real sample). The generated jets take the conditions
-  of a second, disjoint held-out half, which also gives the floor.
+  as a second real sample). The generated jets take the conditions of a second, disjoint
+  held-out half, which also gives the floor.
 - jet images (:func:`image_scorer`): as for jets, with W1 of the image mass, of tau_21 and
   of the pixel spectrum (:mod:`physgan.data.images`), per class for class-conditional images;
   the fraction of images outside the real support is logged.
@@ -51,7 +51,7 @@ Scorer = Callable[[nn.Module], tuple[dict[str, float], float]]
 """The sampling generator -> (the row to log, the score; lower is better)."""
 
 
-def _generate(G: nn.Module, n: int, cond: torch.Tensor | None, seed: int) -> np.ndarray:
+def _generate(G: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> np.ndarray:
     """``n`` samples of ``G`` in network units from the same latent draws for a given seed."""
     return draw(G, n, cond, torch.Generator().manual_seed(derive_seed(seed, Stream.SELECT)))
 
@@ -137,8 +137,7 @@ def image_scorer(
         floors.append({k: max(wasserstein_distance(ref[k], second[k]), 1e-12) for k in ref})
 
     def score(G: nn.Module) -> tuple[dict[str, float], float]:
-        cond_tensor = None if other_cond is None else torch.as_tensor(other_cond)
-        generated = inverse(_generate(G, n, cond_tensor, seed))[:, 0]
+        generated = inverse(_generate(G, n, other_cond, seed))[:, 0]
         w1s = []
         for c, ref in zip(labels, reference, strict=True):
             made = features(generated[classes[1] == c])
