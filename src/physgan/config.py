@@ -278,8 +278,9 @@ class TrainConfig(_Section):
     eval_samples: PositiveInt = 2_048  # held-out real and generated samples for the JSD bound
     # Every select_every steps (a multiple of log_every), score the sampling generator on
     # select_samples samples and keep the best weights in RUN/best.safetensors, which sample,
-    # evaluate and export use. Jets: W1 of mass and particle features over their floors on
-    # held-out jets; built-in toys: modes missed + reverse KL of the modes + low-quality share
+    # evaluate and export use. Jets: W1 of mass, particle features and EFPs over their floors
+    # on held-out jets; jet images: W1 of mass, tau_21 and the pixel spectrum per class; built-in
+    # toys: modes missed + reverse KL of the modes + low-quality share
     # (physgan.training.selection).
     select_every: PositiveInt | None = None
     select_samples: PositiveInt = 5_000
