@@ -46,6 +46,16 @@ def _two_level_draws(sizes: list[int], seed: int) -> np.ndarray:
     return out
 
 
+def _arrays(rows: list[dict], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The values and floors of ``metric`` in ``rows``."""
+    return tuple(np.array([r[metric][key] for r in rows]) for key in ("value", "floor"))
+
+
+def _estimate(value: np.ndarray, floor: np.ndarray, ratio: bool) -> np.ndarray:
+    """Over the last axis: the mean value over the mean floor, or the mean value."""
+    return value.mean(-1) / floor.mean(-1) if ratio else value.mean(-1)
+
+
 def pool(results: dict[str, list[dict]], seed: int = 0) -> dict[str, dict]:
     """Per metric: ``ratio`` (mean value / mean floor) or ``value`` (the mean, for KPD, AUC,
     outliers and the mass peak), its 95% interval (a two-level bootstrap: references, then
@@ -56,27 +66,18 @@ def pool(results: dict[str, list[dict]], seed: int = 0) -> dict[str, dict]:
     for metric in (*RATIO, *VALUE):
         if not all(metric in r for r in rows):
             continue
-        value = np.array([r[metric]["value"] for r in rows])
-        floor = np.array([r[metric]["floor"] for r in rows])
-        if metric in RATIO:
-            stat, boots = value.mean() / floor.mean(), value[draws].mean(1) / floor[draws].mean(1)
-            by_reference = {
-                name: float(np.mean([r[metric]["value"] for r in group]))
-                / float(np.mean([r[metric]["floor"] for r in group]))
-                for name, group in results.items()
-            }
-        else:
-            stat, boots = value.mean(), value[draws].mean(1)
-            by_reference = {
-                name: float(np.mean([r[metric]["value"] for r in group]))
-                for name, group in results.items()
-            }
+        ratio = metric in RATIO
+        value, floor = _arrays(rows, metric)
+        boots = _estimate(value[draws], floor[draws], ratio)
         pooled[metric] = {
-            "kind": "ratio" if metric in RATIO else "value",
-            "estimate": float(stat),
+            "kind": "ratio" if ratio else "value",
+            "estimate": float(_estimate(value, floor, ratio)),
             "interval_95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
             "floor_mean": float(floor.mean()),
-            "by_reference": by_reference,
+            "by_reference": {
+                name: float(_estimate(*_arrays(group, metric), ratio))
+                for name, group in results.items()
+            },
             "n_evaluations": len(rows),
         }
     return pooled

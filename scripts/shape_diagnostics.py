@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import itertools
 
-import h5py
 import numpy as np
 
 from physgan import api
 from physgan.data.images import image_mass, image_tau21, pixel_log_pt
-from physgan.data.io import read_arrays
+from physgan.data.io import load, read_arrays
 from physgan.metrics.efp import efps
 from physgan.metrics.jetfeatures import jet_features
 
@@ -27,8 +26,8 @@ QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95]
 
 
 def jets(run: str, reference: str, n: int, seed: int) -> None:
-    with h5py.File(reference, "r") as fh:
-        real, kinematics = fh["particles"][:n], fh["jets"][:n]
+    arrays = load(reference, ["particles", "jets"], rows=slice(0, n))
+    real, kinematics = arrays["particles"], arrays["jets"]
     pt = kinematics[:, 0]
     cond = np.stack([pt, kinematics[:, 3]], axis=1).astype(np.float32)  # pT, multiplicity
     generated = api.sample(run, len(real), seed=seed, cond=cond)
@@ -70,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["jets", "images"])
     parser.add_argument("run", help="a run directory or pretrained:NAME")
-    parser.add_argument("reference", help="simulated jets or images of one class (HDF5)")
+    parser.add_argument("reference", help="simulated jets, or images of one class")
     parser.add_argument("--cls", default="W", help="images: the reference's class")
     parser.add_argument("-n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)

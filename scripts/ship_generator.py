@@ -178,8 +178,8 @@ def card(
     recipe = " (the config below)."
     if args.history:
         recipe = f"; the config below is as the run's last resume left it.\n- {args.history}"
+    terms = score_terms(rows)
     if is_images(run):
-        terms = score_terms(rows)
         return image_card(name, run, results, speed, args, trained, best, recipe, terms)
     process = api.load_config(run.config).data.name.removeprefix("jets-")
     return f"""# {process} jets: EPiC-GAN trained on a CPU, conditioned on jet pT and multiplicity
@@ -195,7 +195,7 @@ def card(
 - Recipe: `physgan configs show {args.config}`{recipe}
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
   the EMA generator at step {best["step"]:,}, where the validation score was best:
-  {best["score"]:.2f} (W1 of {score_terms(rows)} over their floors, on held-out jets).
+  {best["score"]:.2f} (W1 of {terms} over their floors, on held-out jets).
 - Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
 
 ## Quality

@@ -32,10 +32,20 @@ def test_ratio_of_means_and_per_reference():
     assert pooled["w1m"]["estimate"] == pytest.approx(9.0 / 4.0)  # (2+4+3)/3 over (1+1+2)/3
     assert pooled["w1m"]["by_reference"] == pytest.approx({"a": 3.0, "b": 1.5})
     lo, hi = pooled["w1m"]["interval_95"]
-    assert 1.5 <= lo <= 9.0 / 4.0 <= hi <= 4.0  # between the extreme single ratios
+    # Any bootstrap draw's ratio lies between all-b (3 / 2) and all of a's 4.0 (4 / 1); the
+    # draws differ, so the interval has width around the estimate.
+    assert 1.5 <= lo < 9.0 / 4.0 < hi <= 4.0
     assert pooled["auc"]["kind"] == "value"
     assert pooled["auc"]["estimate"] == pytest.approx(np.mean([0.6, 0.62, 0.64]))
     assert "w1p" not in pooled  # absent from the results: not made up
+
+
+def test_identical_evaluations_give_an_interval_of_zero_width():
+    same = {name: [_result(2.0, 0.5, 0.6)] * 3 for name in ("a", "b", "c")}
+    pooled = pool_evaluations.pool(same)
+    assert pooled["w1m"]["estimate"] == pytest.approx(4.0)
+    assert pooled["w1m"]["interval_95"] == pytest.approx([4.0, 4.0])
+    assert pooled["auc"]["interval_95"] == pytest.approx([0.6, 0.6])
 
 
 def test_the_script_reads_directories_and_refuses_a_file(tmp_path):
