@@ -19,7 +19,8 @@ from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.stream import StreamingSampler
 from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize, Transform
 from physgan.errors import ConfigError
-from physgan.losses import OBJECTIVES
+from physgan.losses import OBJECTIVES, MassMMD
+from physgan.metrics.jetfeatures import jet_features
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.training.runtime import Runtime
 from physgan.training.seeding import Stream, derive_seed
@@ -39,6 +40,7 @@ __all__ = [
     "fit_cond_transform",
     "fit_transform",
     "load_data",
+    "mass_mmd_term",
     "real_batches",
     "step_functions",
     "to_tensor",
@@ -142,8 +144,10 @@ def step_functions(
     sample_real: BatchSampler,
     holdout: tuple[torch.Tensor, torch.Tensor | None],
     runtime: Runtime,
+    mass_mmd: MassMMD | None = None,
 ) -> tuple[Any, Any]:
-    """The family's training step and its held-out evaluation, for ``fit`` and the logger."""
+    """The family's training step and its held-out evaluation, for ``fit`` and the logger;
+    ``mass_mmd`` (see :func:`mass_mmd_term`) joins G's loss."""
     t, model = config.train, config.model
     common = {
         "sample_real": sample_real,
@@ -167,10 +171,32 @@ def step_functions(
         r1_weight=config.loss.r1,
         r1_steps=config.loss.r1_steps(t.steps),
         gp_weight=config.loss.gp_weight,
+        mass_mmd=mass_mmd,
     )
     return step, partial(
         gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
     )
+
+
+def mass_mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> MassMMD | None:
+    """G's mass-MMD term (``loss.mass_mmd``) for particle clouds ``x_train`` (physics units)
+    that ``transform`` normalises; None when its weight is 0."""
+    weight = config.loss.mass_mmd
+    if not weight:
+        return None
+    if x_train.ndim != 3 or x_train.shape[-1] != 4:
+        raise ConfigError(
+            f"config: loss.mass_mmd needs jets as particle clouds (n, N, 4); the data have shape"
+            f" (n, {', '.join(map(str, x_train.shape[1:]))})"
+        )
+    features = x_train.shape[-1] - 1
+    # fit_transform gives clouds a ParticleStandardize or, untransformed, the Identity.
+    if isinstance(transform, ParticleStandardize):
+        mean, std = transform.mean, transform.std
+    else:
+        mean, std = (0.0,) * features, (1.0,) * features
+    mass_std = float(jet_features(x_train)[:, 3].std())
+    return MassMMD(weight, mean, std, mass_std)
 
 
 def total_power(config: Config) -> float:

@@ -29,6 +29,7 @@ from physgan.training.builder import (
     fit_cond_transform,
     fit_transform,
     load_data,
+    mass_mmd_term,
     real_batches,
     step_functions,
     to_tensor,
@@ -68,15 +69,20 @@ class TrainResult:
     stopped_by: str | None = None
 
 
-# Train settings a resume may change: how long, the schedule ahead, and where the loop runs.
-_MAY_CHANGE = {"steps", "lr_decay", "device", "compile"}
+# Settings a resume may change: how long, the schedule ahead, where the loop runs, and the
+# weight of G's mass-MMD term (a fine-tune of a trained run).
+_MAY_CHANGE = {
+    "train": ("steps", "lr_decay", "device", "compile"),
+    "loss": ("mass_mmd",),
+}
+_MAY_CHANGE_NAMES = ", ".join(f"{s}.{k}" for s, keys in _MAY_CHANGE.items() for k in keys)
 
 
 def _resumed_config(saved: dict[str, Any], config: Config) -> dict[str, Any]:
-    """The run's config.yaml with the train settings this resume may change, as now set."""
-    saved = parse_config(saved).to_dict()
-    now = config.to_dict()["train"]
-    saved["train"] |= {k: now[k] for k in _MAY_CHANGE}
+    """The run's config.yaml with the settings this resume may change, as now set."""
+    saved, now = parse_config(saved).to_dict(), config.to_dict()
+    for section, keys in _MAY_CHANGE.items():
+        saved[section] |= {k: now[section][k] for k in keys}
     return saved
 
 
@@ -87,14 +93,14 @@ def _check_resumable(saved: dict[str, Any], config: Config) -> None:
         old_value, new_value = saved.get(section), new.get(section)
         if section == "sample":  # how to sample, not how to train
             continue
-        if section == "train" and isinstance(old_value, dict) and isinstance(new_value, dict):
-            old_value = {k: v for k, v in old_value.items() if k not in _MAY_CHANGE}
-            new_value = {k: v for k, v in new_value.items() if k not in _MAY_CHANGE}
+        if isinstance(old_value, dict) and isinstance(new_value, dict):
+            free = _MAY_CHANGE.get(section, ())
+            old_value = {k: v for k, v in old_value.items() if k not in free}
+            new_value = {k: v for k, v in new_value.items() if k not in free}
         if old_value != new_value:
             raise ConfigError(
                 f"config: {section}: differs from the run's config.yaml; --resume continues "
-                "the same run (only train.steps, train.lr_decay, train.device and "
-                "train.compile may change)"
+                f"the same run (only {_MAY_CHANGE_NAMES} may change)"
             )
 
 
@@ -209,7 +215,8 @@ def run_training(
         run.write_support(data.x_train)
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
-    step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime)
+    mmd = mass_mmd_term(config, data.x_train, transform)
+    step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime, mmd)
     step_fn = with_lr_decay(step_fn, decay_start(t.steps, t.lr_decay), t.steps)
     if selector is not None:
         evaluate_fn = _with_selection(evaluate_fn, selector)

@@ -37,6 +37,7 @@ def gan_step(
     r1_weight: float = 0.0,
     r1_steps: int | None = None,
     gp_weight: float = 0.0,
+    mass_mmd: Callable[[Tensor, Tensor], Tensor] | None = None,
     runtime: Runtime = _LOCAL,
 ) -> Callable[[GANState], dict[str, Tensor]]:
     """One generator step preceded by ``n_critic`` discriminator steps.
@@ -46,9 +47,11 @@ def gan_step(
     ``batch_size`` is the global batch: ``sample_real`` returns this rank's share of it, and
     the step keeps its share of each global draw (see :class:`Runtime`). The R1 penalty's
     weight falls linearly from ``r1_weight`` at step 0 to 0 at step ``r1_steps`` (None: constant).
+    ``mass_mmd`` (e.g. :class:`~physgan.losses.MassMMD`), given the generated batch and the last
+    real one (same conditions), returns a term added to G's loss.
     Returns detached scalar tensors (no host synchronisation): ``d_loss``, ``g_loss`` and the
     mean discriminator outputs ``d_real`` and ``d_fake`` (probabilities for the probabilistic
-    objectives, raw critic scores otherwise).
+    objectives, raw critic scores otherwise), and ``mass_mmd`` (the term, within ``g_loss``).
     """
     nets: dict[str, Callable[..., Tensor]] = {}  # wrapped at the first step (DDP needs a group)
 
@@ -87,8 +90,14 @@ def gan_step(
 
         z = runtime.share(G.sample_latent(batch_size, generator=gen))
         with no_weight_grads(D), runtime.autocast():
-            g_out = nets["d_frozen"](nets["g_train"](z, cond), cond)
+            fake = nets["g_train"](z, cond)
+            g_out = nets["d_frozen"](fake, cond)
         g_loss = objective.g_loss(g_out.float())
+        logged = {}
+        if mass_mmd is not None:
+            term = mass_mmd(fake.float(), real.detach())
+            g_loss = g_loss + term
+            logged["mass_mmd"] = term.detach()
         optimise(g_loss, state.opt_g, state.scalers.get("opt_g"))
         if state.ema is not None:
             state.ema.update_parameters(G)
@@ -101,6 +110,7 @@ def gan_step(
                 "d_real": squash(real_out.detach()).mean(),
                 "d_fake": squash(fake_out.detach()).mean(),
             }
+            | logged
         )
 
     return step
