@@ -249,10 +249,12 @@ class LossConfig(_Section):
     # constant): a smooth D early finds every mode, a sharp one late puts samples on them.
     r1_until: Annotated[float, Field(gt=0, le=1)] | None = None
     gp: Annotated[float, Field(ge=0)] | None = None  # gradient-penalty weight; None: 10 for wgan-gp
-    # Jets as particle clouds: weight of an MMD^2 between the relative jet masses of each
-    # generated batch and the real batch of the same conditions, added to G's loss (Butter,
-    # Plehn and Winterhalder, arXiv:1907.03764; physgan.losses.MassMMD). 0: off.
+    # Jets (particle clouds or images): weights of an MMD^2 between an observable of each
+    # generated batch and of the real batch of the same conditions, added to G's loss (Butter,
+    # Plehn and Winterhalder, arXiv:1907.03764; physgan.losses.ObservableMMD): the jet mass
+    # (relative to the jet pT for clouds), and tau_21 (images). 0: off.
     mass_mmd: Annotated[float, Field(ge=0)] = 0.0
+    tau21_mmd: Annotated[float, Field(ge=0)] = 0.0
 
     def r1_steps(self, steps: int) -> int | None:
         """The generator step at which the R1 weight reaches 0, of ``steps`` (None: never)."""

@@ -20,13 +20,12 @@ from physgan.registry import Registry
 
 __all__ = [
     "OBJECTIVES",
-    "MassMMD",
     "Objective",
+    "ObservableMMD",
     "gradient_penalty",
     "jsd_lower_bound",
     "mmd_squared",
     "r1_penalty",
-    "relative_jet_mass",
 ]
 
 
@@ -144,22 +143,6 @@ def jsd_lower_bound(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return 0.5 * (value + math.log(4.0))
 
 
-def relative_jet_mass(particles: Tensor) -> Tensor:
-    """Mass (n,) of clouds (n, N, 4) [eta_rel, phi_rel, pt_rel, mask], in units of the jet pT.
-
-    Differentiable, and as :func:`physgan.metrics.jetfeatures.jet_features` computes it: the
-    particles massless, rows with mask < 0.5 and negative pt_rel left out, and
-    m = sqrt(max(E^2 - |p|^2, 0)) (a 1e-12 inside the root keeps the gradient finite at 0).
-    """
-    pt = torch.where(particles[..., 3] >= 0.5, particles[..., 2].clamp_min(0.0), 0.0)
-    eta, phi = particles[..., 0], particles[..., 1]
-    px = (pt * torch.cos(phi)).sum(1)
-    py = (pt * torch.sin(phi)).sum(1)
-    pz = (pt * torch.sinh(eta)).sum(1)
-    energy = (pt * torch.cosh(eta)).sum(1)
-    return ((energy**2 - px**2 - py**2 - pz**2).clamp_min(0.0) + 1e-12).sqrt()
-
-
 def mmd_squared(x: Tensor, y: Tensor, bandwidths: Sequence[float]) -> Tensor:
     """MMD^2 between the 1-D samples ``x`` (n,) and ``y`` (m,): the biased (V-statistic)
     estimate under the sum of the Gaussian kernels exp(-(a - b)^2 / (2 sigma^2)), one per
@@ -177,27 +160,20 @@ def mmd_squared(x: Tensor, y: Tensor, bandwidths: Sequence[float]) -> Tensor:
     return mean_kernel(x, x) + mean_kernel(y, y) - 2.0 * mean_kernel(x, y)
 
 
-class MassMMD:
-    """A term of G's loss: ``weight`` x MMD^2 between the relative jet masses of a generated
-    and a real batch of clouds in normalised units (each feature standardised by ``mean`` and
-    ``std``, the mask last). Butter, Plehn and Winterhalder (arXiv:1907.03764) add such an MMD
-    on the masses of resonances, whose sharp peaks a GAN's discriminator alone learns slowly.
-    The kernel bandwidths are ``mass_std`` (the spread of the training jets' masses) times 1/8,
-    1/4, 1/2 and 1: the narrow ones resolve a peak, the wide ones pull a shifted one back.
+class ObservableMMD:
+    """A term of G's loss: the sum over observables of weight x MMD^2 between the observable's
+    values on a generated and on a real batch. Butter, Plehn and Winterhalder
+    (arXiv:1907.03764) add such an MMD on the masses of resonances, whose sharp peaks a GAN's
+    discriminator alone learns slowly. ``terms``: (weight, observable, spread) each, the
+    observable mapping a batch to values (n,), the spread that of its values on the training
+    data; its kernels' bandwidths are the spread times 1/8, 1/4, 1/2 and 1: the narrow ones
+    resolve a peak, the wide ones pull a shifted one back.
     """
 
-    def __init__(
-        self, weight: float, mean: Sequence[float], std: Sequence[float], mass_std: float
-    ) -> None:
-        self.weight = weight
-        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
-        self.bandwidths = [mass_std * f for f in (0.125, 0.25, 0.5, 1.0)]
+    FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 
-    def masses(self, clouds: Tensor) -> Tensor:
-        """Relative jet masses (n,) of normalised clouds (n, N, F + 1)."""
-        mean, std = self.mean.to(clouds), self.std.to(clouds)
-        physical = torch.cat([clouds[..., :-1] * std + mean, clouds[..., -1:]], dim=-1)
-        return relative_jet_mass(physical)
+    def __init__(self, terms: Sequence[tuple[float, Callable[[Tensor], Tensor], float]]) -> None:
+        self.terms = [(w, f, [spread * k for k in self.FRACTIONS]) for w, f, spread in terms]
 
     def __call__(self, fake: Tensor, real: Tensor) -> Tensor:
-        return self.weight * mmd_squared(self.masses(fake), self.masses(real), self.bandwidths)
+        return sum(w * mmd_squared(f(fake), f(real), widths) for w, f, widths in self.terms)

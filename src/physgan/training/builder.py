@@ -6,6 +6,7 @@ validated :class:`~physgan.config.Config` into them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -14,12 +15,15 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from physgan import observables
 from physgan.config import Config, FlowModelConfig, GANModelConfig, VAEModelConfig
+from physgan.data import images
 from physgan.data.datasets import TrainingData, load_training_data
+from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
 from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize, Transform
 from physgan.errors import ConfigError
-from physgan.losses import OBJECTIVES, MassMMD
+from physgan.losses import OBJECTIVES, ObservableMMD
 from physgan.metrics.jetfeatures import jet_features
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
 from physgan.training.runtime import Runtime
@@ -40,7 +44,7 @@ __all__ = [
     "fit_cond_transform",
     "fit_transform",
     "load_data",
-    "mass_mmd_term",
+    "mmd_term",
     "real_batches",
     "step_functions",
     "to_tensor",
@@ -144,10 +148,10 @@ def step_functions(
     sample_real: BatchSampler,
     holdout: tuple[torch.Tensor, torch.Tensor | None],
     runtime: Runtime,
-    mass_mmd: MassMMD | None = None,
+    mmd: ObservableMMD | None = None,
 ) -> tuple[Any, Any]:
     """The family's training step and its held-out evaluation, for ``fit`` and the logger;
-    ``mass_mmd`` (see :func:`mass_mmd_term`) joins G's loss."""
+    ``mmd`` (see :func:`mmd_term`) joins G's loss."""
     t, model = config.train, config.model
     common = {
         "sample_real": sample_real,
@@ -171,32 +175,61 @@ def step_functions(
         r1_weight=config.loss.r1,
         r1_steps=config.loss.r1_steps(t.steps),
         gp_weight=config.loss.gp_weight,
-        mass_mmd=mass_mmd,
+        mmd=mmd,
     )
     return step, partial(
         gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
     )
 
 
-def mass_mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> MassMMD | None:
-    """G's mass-MMD term (``loss.mass_mmd``) for particle clouds ``x_train`` (physics units)
-    that ``transform`` normalises; None when its weight is 0."""
-    weight = config.loss.mass_mmd
-    if not weight:
+def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> ObservableMMD | None:
+    """G's MMD term on jet observables (``loss.mass_mmd``, ``loss.tau21_mmd``) for training
+    samples ``x_train`` (physics units: particle clouds or jet images) that ``transform``
+    normalises; None when every weight is 0."""
+    loss = config.loss
+    if not (loss.mass_mmd or loss.tau21_mmd):
         return None
-    if x_train.ndim != 3 or x_train.shape[-1] != 4:
-        raise ConfigError(
-            f"config: loss.mass_mmd needs jets as particle clouds (n, N, 4); the data have shape"
-            f" (n, {', '.join(map(str, x_train.shape[1:]))})"
-        )
-    features = x_train.shape[-1] - 1
-    # fit_transform gives clouds a ParticleStandardize or, untransformed, the Identity.
-    if isinstance(transform, ParticleStandardize):
-        mean, std = transform.mean, transform.std
+    shape = ", ".join(map(str, x_train.shape[1:]))
+    fit = x_train[:_SPREAD_SAMPLES]
+    physical = _physical(transform)
+    terms = []
+    if is_cloud(x_train.shape[1:]):
+        if loss.tau21_mmd:
+            raise ConfigError(
+                f"config: loss.tau21_mmd needs jet images; the data have shape (n, {shape})"
+            )
+        spread = float(jet_features(fit)[:, 3].std())
+        terms.append((loss.mass_mmd, lambda x: observables.relative_jet_mass(physical(x)), spread))
+    elif x_train.ndim == 4 and x_train.shape[1] == 1 and x_train.shape[2] == x_train.shape[3]:
+        pixels = fit[:, 0]
+        if loss.mass_mmd:
+            spread = float(images.image_mass(pixels).std())
+            terms.append((loss.mass_mmd, lambda x: observables.image_mass(physical(x)), spread))
+        if loss.tau21_mmd:
+            spread = float(np.nanstd(images.image_tau21(pixels)))
+            terms.append((loss.tau21_mmd, lambda x: observables.image_tau21(physical(x)), spread))
     else:
-        mean, std = (0.0,) * features, (1.0,) * features
-    mass_std = float(jet_features(x_train)[:, 3].std())
-    return MassMMD(weight, mean, std, mass_std)
+        raise ConfigError(
+            "config: loss.mass_mmd and loss.tau21_mmd need jets (particle clouds or one-channel"
+            f" images); the data have shape (n, {shape})"
+        )
+    return ObservableMMD(terms)
+
+
+_SPREAD_SAMPLES = 20_000  # training samples that set the observables' spreads
+
+
+def _physical(transform: Transform) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``transform.inverse`` in torch: normalised samples back to physics units."""
+    if isinstance(transform, ParticleStandardize):
+        mean, std = torch.tensor(transform.mean), torch.tensor(transform.std)
+        return lambda x: torch.cat([x[..., :-1] * std.to(x) + mean.to(x), x[..., -1:]], dim=-1)
+    if isinstance(transform, Standardize):
+        mean, std = torch.tensor(transform.mean), torch.tensor(transform.std)
+        return lambda x: x * std.to(x) + mean.to(x)
+    if isinstance(transform, SqrtScale):
+        return lambda x: transform.scale * x.clamp_min(0.0) ** 2
+    return lambda x: x
 
 
 def total_power(config: Config) -> float:

@@ -29,7 +29,7 @@ from physgan.training.builder import (
     fit_cond_transform,
     fit_transform,
     load_data,
-    mass_mmd_term,
+    mmd_term,
     real_batches,
     step_functions,
     to_tensor,
@@ -70,10 +70,10 @@ class TrainResult:
 
 
 # Settings a resume may change: how long, the schedule ahead, where the loop runs, and the
-# weight of G's mass-MMD term (a fine-tune of a trained run).
+# weights of G's MMD terms (a fine-tune of a trained run).
 _MAY_CHANGE = {
     "train": ("steps", "lr_decay", "device", "compile"),
-    "loss": ("mass_mmd",),
+    "loss": ("mass_mmd", "tau21_mmd"),
 }
 _MAY_CHANGE_NAMES = ", ".join(f"{s}.{k}" for s, keys in _MAY_CHANGE.items() for k in keys)
 
@@ -215,7 +215,7 @@ def run_training(
         run.write_support(data.x_train)
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
-    mmd = mass_mmd_term(config, data.x_train, transform)
+    mmd = mmd_term(config, data.x_train, transform)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime, mmd)
     step_fn = with_lr_decay(step_fn, decay_start(t.steps, t.lr_decay), t.steps)
     if selector is not None:

@@ -37,7 +37,7 @@ def gan_step(
     r1_weight: float = 0.0,
     r1_steps: int | None = None,
     gp_weight: float = 0.0,
-    mass_mmd: Callable[[Tensor, Tensor], Tensor] | None = None,
+    mmd: Callable[[Tensor, Tensor], Tensor] | None = None,
     runtime: Runtime = _LOCAL,
 ) -> Callable[[GANState], dict[str, Tensor]]:
     """One generator step preceded by ``n_critic`` discriminator steps.
@@ -47,11 +47,11 @@ def gan_step(
     ``batch_size`` is the global batch: ``sample_real`` returns this rank's share of it, and
     the step keeps its share of each global draw (see :class:`Runtime`). The R1 penalty's
     weight falls linearly from ``r1_weight`` at step 0 to 0 at step ``r1_steps`` (None: constant).
-    ``mass_mmd`` (e.g. :class:`~physgan.losses.MassMMD`), given the generated batch and the last
-    real one (same conditions), returns a term added to G's loss.
+    ``mmd`` (e.g. :class:`~physgan.losses.ObservableMMD`), given the generated batch and the
+    last real one (same conditions), returns a term added to G's loss.
     Returns detached scalar tensors (no host synchronisation): ``d_loss``, ``g_loss`` and the
     mean discriminator outputs ``d_real`` and ``d_fake`` (probabilities for the probabilistic
-    objectives, raw critic scores otherwise), and ``mass_mmd`` (the term, within ``g_loss``).
+    objectives, raw critic scores otherwise), and ``mmd`` (the term, within ``g_loss``).
     """
     nets: dict[str, Callable[..., Tensor]] = {}  # wrapped at the first step (DDP needs a group)
 
@@ -94,10 +94,10 @@ def gan_step(
             g_out = nets["d_frozen"](fake, cond)
         g_loss = objective.g_loss(g_out.float())
         logged = {}
-        if mass_mmd is not None:
-            term = mass_mmd(fake.float(), real.detach())
+        if mmd is not None:
+            term = mmd(fake.float(), real.detach())
             g_loss = g_loss + term
-            logged["mass_mmd"] = term.detach()
+            logged["mmd"] = term.detach()
         optimise(g_loss, state.opt_g, state.scalers.get("opt_g"))
         if state.ema is not None:
             state.ema.update_parameters(G)

@@ -1,0 +1,171 @@
+"""G's MMD terms on jet observables (loss.mass_mmd, loss.tau21_mmd): the torch observables
+against the NumPy ones of the metrics, MMD^2 against scikit-learn's kernels, the mass term's
+gradient restoring a jet width, and the training runs and resumes that use them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.metrics.pairwise import rbf_kernel
+
+from physgan import api, observables
+from physgan.data import images
+from physgan.errors import ConfigError
+from physgan.losses import ObservableMMD, mmd_squared
+from physgan.metrics.jetfeatures import jet_features
+
+
+def clouds(n: int, seed: int, width: float = 0.2) -> np.ndarray:
+    """Jets (n, 12, 4) with 2 to 12 particles of angles ~ N(0, width), some pt_rel below 0 and
+    padded rows that hold junk (masks 0.3): what the mass must ignore."""
+    rng = np.random.default_rng(seed)
+    p = np.zeros((n, 12, 4))
+    p[..., :2] = rng.normal(0.0, width, (n, 12, 2))
+    p[..., 2] = rng.exponential(0.1, (n, 12)) - 0.01
+    k = rng.integers(2, 13, n)
+    real = np.arange(12) < k[:, None]
+    p[..., 3] = np.where(real, 1.0, 0.3)
+    p[~real, :3] = rng.normal(0.0, 5.0, (int((~real).sum()), 3))
+    return p
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_relative_jet_mass_is_the_metrics_mass(seed):
+    p = clouds(500, seed)
+    expected = jet_features(p)[:, 3]
+    got = observables.relative_jet_mass(torch.tensor(p)).numpy()
+    np.testing.assert_allclose(got, expected, atol=2e-6)  # sqrt(m^2 + 1e-12): 1e-6 at m = 0
+
+
+def test_mmd_squared_is_sklearns_kernel_sums():
+    rng = np.random.default_rng(21)
+    x, y = rng.normal(0, 1, 40), rng.normal(0.5, 2, 60)
+    widths = [0.3, 1.0, 2.5]
+
+    def mean_k(a, b):
+        return sum(rbf_kernel(a[:, None], b[:, None], gamma=1 / (2 * s**2)).mean() for s in widths)
+
+    expected = mean_k(x, x) + mean_k(y, y) - 2 * mean_k(x, y)
+    got = mmd_squared(torch.tensor(x), torch.tensor(y), widths).item()
+    assert got == pytest.approx(expected, rel=1e-10)
+    same = mmd_squared(torch.tensor(x), torch.tensor(x), widths).item()
+    assert same == pytest.approx(0, abs=1e-12)
+
+
+def jet_images(n: int, seed: int) -> np.ndarray:
+    """Images (n, 1, 25, 25) of a few exponential-pT pixels, two-pronged or not, never empty."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 1, 25, 25))
+    for image in out:
+        k = rng.integers(1, 30)
+        rows, cols = rng.integers(8, 17, k), rng.integers(4, 21, k)
+        np.add.at(image[0], (rows, cols), rng.exponential(20.0, k))
+    return out
+
+
+@pytest.mark.parametrize("seed", [41, 42])
+def test_image_mass_and_tau21_are_those_of_the_metrics(seed):
+    x = jet_images(300, seed)
+    t = torch.tensor(x)
+    mass = observables.image_mass(t).numpy()
+    np.testing.assert_allclose(mass, images.image_mass(x[:, 0]), rtol=1e-9, atol=2e-6)
+    expected = images.image_tau21(x[:, 0])
+    two = (x[:, 0] > 0).sum(axis=(1, 2)) >= 2  # one lit pixel: tau_1 = 0, tau_21 undefined
+    assert two.mean() > 0.9
+    tau21 = observables.image_tau21(t).numpy()[two]
+    np.testing.assert_allclose(tau21, expected[two], rtol=1e-6, atol=2e-6)
+    assert observables.image_tau21(torch.zeros(1, 1, 25, 25)).item() == 0.0
+
+
+def test_the_image_observables_gradients_are_their_derivatives():
+    x = torch.tensor(jet_images(3, 43)) + torch.rand(
+        3, 1, 25, 25, generator=torch.Generator().manual_seed(44)
+    )
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(observables.image_mass, (x,))
+    assert torch.autograd.gradcheck(observables.image_tau21, (x,))
+
+
+def test_the_mass_term_widens_too_narrow_jets_back():
+    real = torch.tensor(clouds(1000, 31, width=0.1))
+    spread = float(jet_features(real.numpy())[:, 3].std())
+    term = ObservableMMD([(1.0, observables.relative_jet_mass, spread)])
+    # Other jets of the same kind with their angles scaled by s = 0.7: gradient descent on the
+    # term alone brings s back near 1, where the two mass distributions agree.
+    other = torch.tensor(clouds(1000, 32, width=0.1))
+    scale = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([scale], lr=0.01)
+    for _ in range(300):
+        loss = term(torch.cat([other[..., :2] * scale, other[..., 2:]], dim=-1), real)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert abs(scale.item() - 1.0) < 0.05
+
+
+def jet_config(tiny_jet_config, **loss) -> dict:
+    config = yaml.safe_load(tiny_jet_config.read_text())
+    config["data"]["condition_on"] = ["pt", "n_particles"]
+    config["loss"] = {"name": "lsgan", **loss}
+    config["train"] |= {"steps": 6, "log_every": 2, "checkpoint_every": 2}
+    return config
+
+
+def metric_rows(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_logs_the_term_and_a_resume_may_switch_it_on(tiny_jet_config, tmp_path):
+    api.train(jet_config(tiny_jet_config, mass_mmd=2.0), tmp_path / "on")
+    rows = metric_rows(tmp_path / "on")
+    assert all(r["mmd"] >= 0 for r in rows)
+    assert any(r["mmd"] > 0 for r in rows)
+
+    # A trained run fine-tuned with the term: the resume records it, the other settings stay.
+    plain = jet_config(tiny_jet_config)
+    api.train(plain, tmp_path / "tuned")
+    api.train(
+        plain,
+        tmp_path / "tuned",
+        resume=True,
+        overrides=("train.steps=10", "loss.mass_mmd=3"),
+    )
+    saved = yaml.safe_load((tmp_path / "tuned" / "config.yaml").read_text())
+    assert (saved["loss"]["mass_mmd"], saved["loss"]["name"]) == (3.0, "lsgan")
+    rows = metric_rows(tmp_path / "tuned")
+    assert "mmd" not in rows[0]
+    assert "mmd" in rows[-1]
+    with pytest.raises(ConfigError, match=r"loss: differs .* loss\.tau21_mmd may change"):
+        api.train(plain, tmp_path / "tuned", resume=True, overrides=("loss.name=hinge",))
+
+
+def test_an_image_run_trains_with_both_terms(tmp_path):
+    pytest.importorskip("pythia8mc")
+    overrides = (
+        "data.n_train=16",
+        "data.holdout_fraction=0.25",
+        "model.generator.latent_dim=4",
+        "model.generator.base_channels=4",
+        "model.discriminator.base_channels=4",
+        "train.steps=4",
+        "train.batch_size=4",
+        "train.log_every=2",
+        "train.checkpoint_every=4",
+        "train.eval_samples=4",
+        "loss.mass_mmd=1",
+        "loss.tau21_mmd=1",
+    )
+    api.train("jet-images", tmp_path / "run", overrides=overrides, progress=False)
+    rows = metric_rows(tmp_path / "run")
+    assert all(np.isfinite(r["mmd"]) and r["mmd"] >= 0 for r in rows)
+
+
+def test_a_term_on_data_it_does_not_fit_is_a_config_error(tiny_config, tiny_jet_config, tmp_path):
+    with pytest.raises(ConfigError, match=r"loss\.mass_mmd and loss\.tau21_mmd need jets"):
+        api.train(tiny_config, tmp_path / "toy", overrides=("loss.mass_mmd=1",))
+    with pytest.raises(ConfigError, match=r"loss\.tau21_mmd needs jet images"):
+        api.train(jet_config(tiny_jet_config, tau21_mmd=1.0), tmp_path / "jets")
