@@ -190,7 +190,6 @@ def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> Obser
     if not (loss.mass_mmd or loss.tau21_mmd):
         return None
     shape = ", ".join(map(str, x_train.shape[1:]))
-    fit = x_train[:_SPREAD_SAMPLES]
     physical = _physical(transform)
     terms = []
     if is_cloud(x_train.shape[1:]):
@@ -198,10 +197,10 @@ def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> Obser
             raise ConfigError(
                 f"config: loss.tau21_mmd needs jet images; the data have shape (n, {shape})"
             )
-        spread = float(jet_features(fit)[:, 3].std())
+        spread = float(jet_features(x_train)[:, 3].std())
         terms.append((loss.mass_mmd, lambda x: observables.relative_jet_mass(physical(x)), spread))
     elif x_train.ndim == 4 and x_train.shape[1] == 1 and x_train.shape[2] == x_train.shape[3]:
-        pixels = fit[:, 0]
+        pixels = x_train[:10_000, 0]  # enough for a spread; tau_21 of all takes minutes
         if loss.mass_mmd:
             spread = float(images.image_mass(pixels).std())
             terms.append((loss.mass_mmd, lambda x: observables.image_mass(physical(x)), spread))
@@ -214,9 +213,6 @@ def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> Obser
             f" images); the data have shape (n, {shape})"
         )
     return ObservableMMD(terms)
-
-
-_SPREAD_SAMPLES = 20_000  # training samples that set the observables' spreads
 
 
 def _physical(transform: Transform) -> Callable[[torch.Tensor], torch.Tensor]:
