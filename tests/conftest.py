@@ -92,6 +92,27 @@ def tiny_jet_config(tmp_path):
     return path
 
 
+# Overrides that make the shipped jet-images config a 4-step run on 8 W and 8 QCD images.
+TINY_IMAGES = (
+    "data.n_train=16",
+    "data.holdout_fraction=0.25",
+    "model.generator.latent_dim=4",
+    "model.generator.base_channels=4",
+    "model.discriminator.base_channels=4",
+    "train.steps=4",
+    "train.batch_size=4",
+    "train.log_every=2",
+    "train.checkpoint_every=4",
+    "train.eval_samples=4",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_image_overrides():
+    """:data:`TINY_IMAGES`: ``api.train("jet-images", out, overrides=...)`` in seconds."""
+    return TINY_IMAGES
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _jet_cache(tmp_path_factory):
     """Built-in jet data (data.name jets-*) cache in a temporary directory, not ~/.cache."""

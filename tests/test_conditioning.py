@@ -203,23 +203,11 @@ def test_onnx_export_takes_conditions_in_physics_units(trained, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def image_run(tmp_path_factory):
+def image_run(tmp_path_factory, tiny_image_overrides):
     """A 4-step class-conditional run on 8 simulated W and 8 QCD jet images."""
     pytest.importorskip("pythia8mc")
     run = tmp_path_factory.mktemp("images") / "run"
-    overrides = (
-        "data.n_train=16",
-        "data.holdout_fraction=0.25",
-        "model.generator.latent_dim=4",
-        "model.generator.base_channels=4",
-        "model.discriminator.base_channels=4",
-        "train.steps=4",
-        "train.batch_size=4",
-        "train.log_every=2",
-        "train.checkpoint_every=4",
-        "train.eval_samples=4",
-    )
-    api.train("jet-images", run, overrides=overrides, progress=False)
+    api.train("jet-images", run, overrides=tiny_image_overrides, progress=False)
     return run
 
 

@@ -143,22 +143,9 @@ def test_a_run_logs_the_term_and_a_resume_may_switch_it_on(tiny_jet_config, tmp_
         api.train(plain, tmp_path / "tuned", resume=True, overrides=("loss.name=hinge",))
 
 
-def test_an_image_run_trains_with_both_terms(tmp_path):
+def test_an_image_run_trains_with_both_terms(tiny_image_overrides, tmp_path):
     pytest.importorskip("pythia8mc")
-    overrides = (
-        "data.n_train=16",
-        "data.holdout_fraction=0.25",
-        "model.generator.latent_dim=4",
-        "model.generator.base_channels=4",
-        "model.discriminator.base_channels=4",
-        "train.steps=4",
-        "train.batch_size=4",
-        "train.log_every=2",
-        "train.checkpoint_every=4",
-        "train.eval_samples=4",
-        "loss.mass_mmd=1",
-        "loss.tau21_mmd=1",
-    )
+    overrides = (*tiny_image_overrides, "loss.mass_mmd=1", "loss.tau21_mmd=1")
     api.train("jet-images", tmp_path / "run", overrides=overrides, progress=False)
     rows = metric_rows(tmp_path / "run")
     assert all(np.isfinite(r["mmd"]) and r["mmd"] >= 0 for r in rows)
