@@ -1,6 +1,7 @@
 """The package's imports run one way: cli -> api -> (training, generation, evaluation, ...) ->
-config -> (models, losses, data, metrics) -> divergences -> (errors, registry, ...), without
-cycles, without the package root below the API, and without another module's private names."""
+config -> (models, losses, observables, data, metrics) -> divergences -> (errors, registry,
+...), without cycles, without the package root below the API, and without another module's
+private names."""
 
 import ast
 import importlib.util
@@ -14,7 +15,7 @@ SRC = Path(__file__).parent.parent / "src" / "physgan"
 LAYERS = {
     0: {"version", "errors", "registry", "atomic", "progress", "pretrained"},
     1: {"divergences"},
-    2: {"models", "losses", "data", "metrics", "theory"},
+    2: {"models", "losses", "observables", "data", "metrics", "theory"},
     3: {"config"},
     4: {
         "sampling",
