@@ -139,8 +139,14 @@ def test_a_run_logs_the_term_and_a_resume_may_switch_it_on(tiny_jet_config, tmp_
     rows = metric_rows(tmp_path / "tuned")
     assert "mmd" not in rows[0]
     assert "mmd" in rows[-1]
-    with pytest.raises(ConfigError, match=r"loss: differs .* loss\.tau21_mmd may change"):
+    with pytest.raises(ConfigError, match=r"loss: differs .* loss\.mmd_from may change"):
         api.train(plain, tmp_path / "tuned", resume=True, overrides=("loss.name=hinge",))
+
+
+def test_the_terms_start_at_their_share_of_the_steps(tiny_jet_config, tmp_path):
+    api.train(jet_config(tiny_jet_config, mass_mmd=2.0, mmd_from=0.5), tmp_path / "late")
+    logged = {r["step"]: "mmd" in r for r in metric_rows(tmp_path / "late")}
+    assert logged == {2: False, 4: True, 6: True}  # from step 3 of 6 on
 
 
 def test_an_image_run_trains_with_both_terms(tiny_image_overrides, tmp_path):

@@ -255,6 +255,13 @@ class LossConfig(_Section):
     # (relative to the jet pT for clouds), and tau_21 (images). 0: off.
     mass_mmd: Annotated[float, Field(ge=0)] = 0.0
     tau21_mmd: Annotated[float, Field(ge=0)] = 0.0
+    # The MMD terms start at this share of train.steps (0: at the first step). From the start
+    # they pull G to the right masses through the wrong particles while D is still weak.
+    mmd_from: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+    def mmd_start(self, steps: int) -> int:
+        """The generator step at which the MMD terms join G's loss, of ``steps``."""
+        return round(steps * self.mmd_from)
 
     def r1_steps(self, steps: int) -> int | None:
         """The generator step at which the R1 weight reaches 0, of ``steps`` (None: never)."""

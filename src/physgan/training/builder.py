@@ -176,6 +176,7 @@ def step_functions(
         r1_steps=config.loss.r1_steps(t.steps),
         gp_weight=config.loss.gp_weight,
         mmd=mmd,
+        mmd_start=config.loss.mmd_start(t.steps),
     )
     return step, partial(
         gan_eval, objective=objective, holdout=holdout, seed=config.seed, runtime=runtime
