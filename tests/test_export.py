@@ -27,9 +27,15 @@ import torch
 from physgan import api
 from physgan.cli import main
 from physgan.data.jets import canonical_cloud, sort_by_pt
-from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize
+from physgan.data.transforms import (
+    Identity,
+    InverseTransform,
+    ParticleStandardize,
+    SqrtScale,
+    Standardize,
+)
 from physgan.errors import ConfigError, MissingExtraError
-from physgan.export import InverseTransform, cloud_layout, export_onnx
+from physgan.export import cloud_layout, export_onnx
 from physgan.generation import load_run
 from physgan.training import derive_seed
 from physgan.training.seeding import Stream

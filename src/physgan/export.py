@@ -6,8 +6,9 @@ Runtime, ...) generates what :func:`physgan.api.sample` generates: for the same 
 ``cond``, the same samples as ``api.sample(..., rejection=False)`` up to float32 rounding
 (without ``sample.truncation``).
 The graph holds the sampler's forward pass (the EMA weights when the run kept them), the torch
-twin of the run's transform's ``inverse`` (:class:`InverseTransform`) and, for particle clouds
-(N, 4), the file layout of :mod:`physgan.data.jets` (:func:`cloud_layout`). Drawing ``z`` is
+twin of the run's transform's ``inverse`` (:class:`~physgan.data.transforms.InverseTransform`)
+and, for particle clouds (N, 4), the file layout of :mod:`physgan.data.jets`
+(:func:`cloud_layout`). Drawing ``z`` is
 left to the caller: it is whatever the sampler's ``sample_latent`` draws (N(0, I) for most
 models; see the ``physgan`` metadata in the file). Discriminator rejection sampling
 (``sample.rejection``) and Jacobian truncation (``sample.truncation``) are not part of the
@@ -32,10 +33,9 @@ from torch import Tensor, nn
 from physgan.data.jets import is_cloud
 from physgan.data.transforms import (
     Identity,
+    InverseTransform,
     ParticleStandardize,
-    SqrtScale,
     Standardize,
-    Transform,
     transform_from_dict,
 )
 from physgan.errors import ConfigError, MissingExtraError
@@ -44,7 +44,6 @@ from physgan.models.flow import Flow
 from physgan.version import __version__
 
 __all__ = [
-    "InverseTransform",
     "OnnxExport",
     "PhysicsSampler",
     "cloud_layout",
@@ -60,52 +59,6 @@ _OPSETS = range(18, 24)
 # A flow's inverse unrolls `transforms x passes` conditioner passes into the graph, each a few
 # seconds of export; a fully autoregressive flow on jets (120 features) would take hours.
 _MAX_UNROLLED_PASSES = 64
-
-
-class InverseTransform(nn.Module):
-    """Torch twin of a transform's ``inverse``: normalised units -> physics units, float32.
-
-    ``Standardize``: x = x_norm * std + mean per feature (last axis). ``ParticleStandardize``:
-    the same on the features of real particles (mask, the last channel, > 0.5), exact zeros on
-    padded ones, mask unchanged. ``SqrtScale``: x = scale * relu(x_norm)^2 (``std`` holds the
-    scale). ``Identity``: x = x_norm. Mean and std are buffers, so they travel with the module
-    (and into an ONNX graph) as constants.
-
-    Shapes:
-        ``forward(x_norm)``: (B, ..., F) -> (B, ..., F).
-
-    >>> inverse = InverseTransform(Standardize(mean=(1.0, 10.0), std=(2.0, 1.0)))
-    >>> inverse(torch.tensor([[1.0, -1.0]])).tolist()
-    [[3.0, 9.0]]
-    """
-
-    mean: Tensor
-    std: Tensor
-
-    def __init__(self, transform: Transform) -> None:
-        super().__init__()
-        self.particles = isinstance(transform, ParticleStandardize)
-        self.identity = isinstance(transform, Identity)
-        self.squared = isinstance(transform, SqrtScale)
-        if self.squared:
-            mean, std = (0.0,), (transform.scale,)
-        else:
-            mean = () if self.identity else transform.mean
-            std = () if self.identity else transform.std
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
-
-    def forward(self, x_norm: Tensor) -> Tensor:
-        """Samples in physics units, same shape as ``x_norm``."""
-        if self.identity:
-            return x_norm
-        if self.squared:
-            return torch.relu(x_norm).square() * self.std
-        if not self.particles:
-            return x_norm * self.std + self.mean
-        real = x_norm[..., -1:] > 0.5
-        features = torch.where(real, x_norm[..., :-1] * self.std + self.mean, 0.0)
-        return torch.cat([features, x_norm[..., -1:]], dim=-1)
 
 
 def _stable_descending_rank(key: Tensor) -> Tensor:

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor, nn
 
 __all__ = [
     "Identity",
+    "InverseTransform",
     "ParticleStandardize",
     "SqrtScale",
     "Standardize",
@@ -189,3 +192,49 @@ class ParticleStandardize:
 
 # Any data transform a run may save (data.transform).
 Transform = Standardize | ParticleStandardize | SqrtScale | Identity
+
+
+class InverseTransform(nn.Module):
+    """Torch twin of a transform's ``inverse``: normalised units -> physics units, float32.
+
+    ``Standardize``: x = x_norm * std + mean per feature (last axis). ``ParticleStandardize``:
+    the same on the features of real particles (mask, the last channel, > 0.5), exact zeros on
+    padded ones, mask unchanged. ``SqrtScale``: x = scale * relu(x_norm)^2 (``std`` holds the
+    scale). ``Identity``: x = x_norm. Mean and std are buffers, so they travel with the module
+    (and into an ONNX graph) as constants.
+
+    Shapes:
+        ``forward(x_norm)``: (B, ..., F) -> (B, ..., F).
+
+    >>> inverse = InverseTransform(Standardize(mean=(1.0, 10.0), std=(2.0, 1.0)))
+    >>> inverse(torch.tensor([[1.0, -1.0]])).tolist()
+    [[3.0, 9.0]]
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, transform: Transform) -> None:
+        super().__init__()
+        self.particles = isinstance(transform, ParticleStandardize)
+        self.identity = isinstance(transform, Identity)
+        self.squared = isinstance(transform, SqrtScale)
+        if self.squared:
+            mean, std = (0.0,), (transform.scale,)
+        else:
+            mean = () if self.identity else transform.mean
+            std = () if self.identity else transform.std
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x_norm: Tensor) -> Tensor:
+        """Samples in physics units, same shape as ``x_norm``."""
+        if self.identity:
+            return x_norm
+        if self.squared:
+            return torch.relu(x_norm).square() * self.std
+        if not self.particles:
+            return x_norm * self.std + self.mean
+        real = x_norm[..., -1:] > 0.5
+        features = torch.where(real, x_norm[..., :-1] * self.std + self.mean, 0.0)
+        return torch.cat([features, x_norm[..., -1:]], dim=-1)

@@ -6,7 +6,6 @@ validated :class:`~physgan.config.Config` into them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,7 +20,14 @@ from physgan.data import images
 from physgan.data.datasets import TrainingData, load_training_data
 from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
-from physgan.data.transforms import Identity, ParticleStandardize, SqrtScale, Standardize, Transform
+from physgan.data.transforms import (
+    Identity,
+    InverseTransform,
+    ParticleStandardize,
+    SqrtScale,
+    Standardize,
+    Transform,
+)
 from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES, ObservableMMD
 from physgan.metrics.jetfeatures import jet_features
@@ -183,15 +189,17 @@ def step_functions(
     )
 
 
-def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> ObservableMMD | None:
+def mmd_term(
+    config: Config, x_train: np.ndarray, transform: Transform, device: torch.device
+) -> ObservableMMD | None:
     """G's MMD term on jet observables (``loss.mass_mmd``, ``loss.tau21_mmd``) for training
     samples ``x_train`` (physics units: particle clouds or jet images) that ``transform``
-    normalises; None when every weight is 0."""
+    normalises, for batches on ``device``; None when every weight is 0."""
     loss = config.loss
     if not (loss.mass_mmd or loss.tau21_mmd):
         return None
     shape = ", ".join(map(str, x_train.shape[1:]))
-    physical = _physical(transform)
+    physical = InverseTransform(transform).to(device)
     terms = []
     if is_cloud(x_train.shape[1:]):
         if loss.tau21_mmd:
@@ -214,19 +222,6 @@ def mmd_term(config: Config, x_train: np.ndarray, transform: Transform) -> Obser
             f" images); the data have shape (n, {shape})"
         )
     return ObservableMMD(terms)
-
-
-def _physical(transform: Transform) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``transform.inverse`` in torch: normalised samples back to physics units."""
-    if isinstance(transform, ParticleStandardize):
-        mean, std = torch.tensor(transform.mean), torch.tensor(transform.std)
-        return lambda x: torch.cat([x[..., :-1] * std.to(x) + mean.to(x), x[..., -1:]], dim=-1)
-    if isinstance(transform, Standardize):
-        mean, std = torch.tensor(transform.mean), torch.tensor(transform.std)
-        return lambda x: x * std.to(x) + mean.to(x)
-    if isinstance(transform, SqrtScale):
-        return lambda x: transform.scale * x.clamp_min(0.0) ** 2
-    return lambda x: x
 
 
 def total_power(config: Config) -> float:

@@ -215,7 +215,7 @@ def run_training(
         run.write_support(data.x_train)
 
     sample_real = real_batches(config, data, transform, cond_transform, runtime)
-    mmd = mmd_term(config, data.x_train, transform)
+    mmd = mmd_term(config, data.x_train, transform, runtime.device)
     step_fn, evaluate_fn = step_functions(config, sample_real, holdout, runtime, mmd)
     step_fn = with_lr_decay(step_fn, decay_start(t.steps, t.lr_decay), t.steps)
     if selector is not None:
