@@ -5,8 +5,10 @@
 
 jets: the mean of each EFP of W1EFP and of the relative jet mass, generated over simulated, per
 quartile of the reference's jet pT; the jets are generated with the reference's own pT and
-multiplicity as conditions. images: quantiles of mass and tau_21, the pixel pT spectrum, and the
-share of the pT in rings around the jet axis (in pixels).
+multiplicity as conditions. images: quantiles of mass and tau_21, the pixel pT spectrum, the
+share of the pT in rings around the jet axis (in pixels), and the evaluation's classifier AUC
+(generated against simulated) on views of the images: all pixels, which pixels are lit, how
+many are lit, and the 40 brightest pixels' pT in decreasing order (where the pixels are).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from physgan import api
 from physgan.data.images import image_mass, image_tau21, pixel_log_pt
 from physgan.data.io import load, read_arrays
+from physgan.metrics import classifier_auc
 from physgan.metrics.efp import efps
 from physgan.metrics.jetfeatures import jet_features
 
@@ -63,6 +66,15 @@ def images(run: str, reference: str, cls: str, n: int, seed: int) -> None:
         ring = (radius >= lo) & (radius < hi)
         shares = [x[:, ring].sum() / x.sum() for x in (real, generated)]
         print(f"pT share {lo}-{hi} pixels from the axis: {shares[0]:.3f} | {shares[1]:.3f}")
+    views = {
+        "all pixels": lambda x: x.reshape(len(x), -1),
+        "lit pixels (x > 0)": lambda x: (x.reshape(len(x), -1) > 0).astype(np.float32),
+        "number lit": lambda x: (x > 0).sum(axis=(1, 2))[:, None].astype(np.float32),
+        "40 brightest, sorted": lambda x: -np.sort(-x.reshape(len(x), -1), axis=1)[:, :40],
+    }
+    for name, view in views.items():
+        auc = classifier_auc(view(real), view(generated), seed=seed).value
+        print(f"classifier AUC on {name}: {auc:.3f}")
 
 
 def main() -> None:
