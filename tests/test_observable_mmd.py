@@ -1,6 +1,7 @@
-"""G's MMD terms on jet observables (loss.mass_mmd, loss.tau21_mmd): the torch observables
-against the NumPy ones of the metrics, MMD^2 against scikit-learn's kernels, the mass term's
-gradient restoring a jet width, and the training runs and resumes that use them."""
+"""G's MMD terms on jet observables (loss.mass_mmd, loss.tau21_mmd, loss.pixel_mmd): the torch
+observables against the NumPy ones of the metrics, MMD^2 against scikit-learn's kernels, the
+mass and pixel terms' gradients restoring a jet width and a pixel brightness, and the training
+runs and resumes that use them."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from scipy.stats import ks_2samp
 from sklearn.metrics.pairwise import rbf_kernel
 
 from physgan import api, observables
@@ -81,6 +83,50 @@ def test_image_mass_and_tau21_are_those_of_the_metrics(seed):
     assert observables.image_tau21(torch.zeros(1, 1, 25, 25)).item() == 0.0
 
 
+def test_pixel_log_pt_is_the_metrics_spectrum_sorted_or_its_order_statistics():
+    x = jet_images(200, 45)
+    spectrum = np.sort(images.pixel_log_pt(x))
+    assert 1000 < spectrum.size < 5000
+    t = torch.tensor(x)
+    np.testing.assert_allclose(observables.pixel_log_pt(t, points=5000).numpy(), spectrum)
+    # Fewer points: a sorted subset from the smallest to the largest value whose empirical
+    # distribution is within 1/points of the whole spectrum's (Kolmogorov-Smirnov distance).
+    few = observables.pixel_log_pt(t, points=64).numpy()
+    assert few.size == 64
+    assert np.abs(few[:, None] - spectrum[None]).min(axis=1).max() < 1e-12  # all its values
+    assert np.all(np.diff(few) >= 0)
+    np.testing.assert_allclose(few[[0, -1]], spectrum[[0, -1]], rtol=1e-12)
+    assert ks_2samp(few, spectrum).statistic <= 1 / 64 + 1e-9
+    assert observables.pixel_log_pt(torch.zeros(2, 1, 25, 25)).numel() == 0
+
+
+def test_the_pixel_spectrum_gradient_reaches_the_lit_pixels_only():
+    x = torch.tensor(jet_images(4, 46), requires_grad=True)
+    observables.pixel_log_pt(x, points=10_000).sum().backward()
+    lit = x.detach() > 0
+    expected = 1 / (x.detach() * np.log(10))  # d log10(x) / dx
+    np.testing.assert_allclose(x.grad[lit].numpy(), expected[lit].numpy(), rtol=1e-12)
+    assert (x.grad[~lit] == 0).all()
+
+
+def test_the_pixel_term_dims_too_bright_pixels_back():
+    real = torch.tensor(jet_images(200, 47))
+    spread = float(images.pixel_log_pt(real.numpy()).std())
+    term = ObservableMMD([(1.0, observables.pixel_log_pt, spread)])
+    # Other images of the same kind with every pixel's pT times s = 2: descent on the term alone
+    # brings s back near 1, where the two spectra agree.
+    other = torch.tensor(jet_images(200, 48))
+    log_s = torch.tensor(np.log(2.0), requires_grad=True)
+    opt = torch.optim.Adam([log_s], lr=0.02)
+    for _ in range(200):
+        loss = term(other * log_s.exp(), real)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert abs(log_s.exp().item() - 1.0) < 0.1
+    assert term(torch.zeros(3, 1, 25, 25), real).item() == 0.0  # no lit pixel: no term
+
+
 def test_the_image_observables_gradients_are_their_derivatives():
     x = torch.tensor(jet_images(3, 43)) + torch.rand(
         3, 1, 25, 25, generator=torch.Generator().manual_seed(44)
@@ -149,16 +195,18 @@ def test_the_terms_start_at_their_share_of_the_steps(tiny_jet_config, tmp_path):
     assert logged == {2: False, 4: True, 6: True}  # from step 3 of 6 on
 
 
-def test_an_image_run_trains_with_both_terms(tiny_image_overrides, tmp_path):
+def test_an_image_run_trains_with_the_three_terms(tiny_image_overrides, tmp_path):
     pytest.importorskip("pythia8mc")
-    overrides = (*tiny_image_overrides, "loss.mass_mmd=1", "loss.tau21_mmd=1")
+    overrides = (*tiny_image_overrides, "loss.mass_mmd=1", "loss.tau21_mmd=1", "loss.pixel_mmd=1")
     api.train("jet-images", tmp_path / "run", overrides=overrides, progress=False)
     rows = metric_rows(tmp_path / "run")
     assert all(np.isfinite(r["mmd"]) and r["mmd"] >= 0 for r in rows)
 
 
 def test_a_term_on_data_it_does_not_fit_is_a_config_error(tiny_config, tiny_jet_config, tmp_path):
-    with pytest.raises(ConfigError, match=r"loss\.mass_mmd and loss\.tau21_mmd need jets"):
+    with pytest.raises(ConfigError, match=r"loss\.tau21_mmd and loss\.pixel_mmd need jets"):
         api.train(tiny_config, tmp_path / "toy", overrides=("loss.mass_mmd=1",))
     with pytest.raises(ConfigError, match=r"loss\.tau21_mmd needs jet images"):
         api.train(jet_config(tiny_jet_config, tau21_mmd=1.0), tmp_path / "jets")
+    with pytest.raises(ConfigError, match=r"loss\.pixel_mmd needs jet images"):
+        api.train(jet_config(tiny_jet_config, pixel_mmd=1.0), tmp_path / "jets2")

@@ -252,9 +252,11 @@ class LossConfig(_Section):
     # Jets (particle clouds or images): weights of an MMD^2 between an observable of each
     # generated batch and of the real batch of the same conditions, added to G's loss (Butter,
     # Plehn and Winterhalder, arXiv:1907.03764; physgan.losses.ObservableMMD): the jet mass
-    # (relative to the jet pT for clouds), and tau_21 (images). 0: off.
+    # (relative to the jet pT for clouds), tau_21 and the log10 pT of the lit pixels (images).
+    # 0: off.
     mass_mmd: Annotated[float, Field(ge=0)] = 0.0
     tau21_mmd: Annotated[float, Field(ge=0)] = 0.0
+    pixel_mmd: Annotated[float, Field(ge=0)] = 0.0
     # The MMD terms start at this share of train.steps (0: at the first step). From the start
     # they pull G to the right masses through the wrong particles while D is still weak.
     mmd_from: Annotated[float, Field(ge=0, lt=1)] = 0.0

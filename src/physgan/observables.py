@@ -1,7 +1,8 @@
 """Jet observables in torch, differentiable in what a generator outputs: the relative mass of
-particle clouds, and the mass and tau_21 of jet images. Each is what the metrics compute in
-NumPy (:func:`physgan.metrics.jetfeatures.jet_features`, :func:`physgan.data.images.image_mass`,
-:func:`physgan.data.images.image_tau21`), for loss terms that compare their distributions.
+particle clouds, and the mass, tau_21 and pixel-intensity spectrum of jet images. Each is what
+the metrics compute in NumPy (:func:`physgan.metrics.jetfeatures.jet_features`,
+:func:`physgan.data.images.image_mass`, :func:`physgan.data.images.image_tau21`,
+:func:`physgan.data.images.pixel_log_pt`), for loss terms that compare their distributions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from torch import Tensor
 
 from physgan.data.images import pixel_centres
 
-__all__ = ["image_mass", "image_tau21", "relative_jet_mass"]
+__all__ = ["image_mass", "image_tau21", "pixel_log_pt", "relative_jet_mass"]
 
 
 def _root(x2: Tensor, eps: float = 1e-12) -> Tensor:
@@ -50,6 +51,19 @@ def image_mass(images: Tensor, extent: float = 1.25) -> Tensor:
     particle at its centre."""
     pt, eta, phi = _grid(images, extent)
     return _mass(pt, eta, phi)
+
+
+def pixel_log_pt(images: Tensor, points: int = 512) -> Tensor:
+    """log10 of the pT (GeV) of the non-zero pixels of ``images``, sorted: all of them, or, where
+    there are more than ``points``, that many evenly spaced order statistics (the smallest and
+    the largest among them), so that kernel sums over a batch stay small. The gradient reaches
+    the lit pixels only; an unlit one stays unlit.
+    """
+    values = torch.sort(torch.log10(images[images > 0])).values
+    if values.numel() <= points:
+        return values
+    index = torch.linspace(0, values.numel() - 1, points, device=values.device).round().long()
+    return values[index]
 
 
 def image_tau21(images: Tensor, extent: float = 1.25, iterations: int = 10) -> Tensor:

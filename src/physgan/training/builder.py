@@ -192,20 +192,22 @@ def step_functions(
 def mmd_term(
     config: Config, x_train: np.ndarray, transform: Transform, device: torch.device
 ) -> ObservableMMD | None:
-    """G's MMD term on jet observables (``loss.mass_mmd``, ``loss.tau21_mmd``) for training
-    samples ``x_train`` (physics units: particle clouds or jet images) that ``transform``
-    normalises, for batches on ``device``; None when every weight is 0."""
+    """G's MMD term on jet observables (``loss.mass_mmd``, ``loss.tau21_mmd``,
+    ``loss.pixel_mmd``) for training samples ``x_train`` (physics units: particle clouds or jet
+    images) that ``transform`` normalises, for batches on ``device``; None when every weight is
+    0."""
     loss = config.loss
-    if not (loss.mass_mmd or loss.tau21_mmd):
+    if not (loss.mass_mmd or loss.tau21_mmd or loss.pixel_mmd):
         return None
     shape = ", ".join(map(str, x_train.shape[1:]))
     physical = InverseTransform(transform).to(device)
     terms = []
     if is_cloud(x_train.shape[1:]):
-        if loss.tau21_mmd:
-            raise ConfigError(
-                f"config: loss.tau21_mmd needs jet images; the data have shape (n, {shape})"
-            )
+        for key in ("tau21_mmd", "pixel_mmd"):
+            if getattr(loss, key):
+                raise ConfigError(
+                    f"config: loss.{key} needs jet images; the data have shape (n, {shape})"
+                )
         spread = float(jet_features(x_train)[:, 3].std())
         terms.append((loss.mass_mmd, lambda x: observables.relative_jet_mass(physical(x)), spread))
     elif x_train.ndim == 4 and x_train.shape[1] == 1 and x_train.shape[2] == x_train.shape[3]:
@@ -216,10 +218,13 @@ def mmd_term(
         if loss.tau21_mmd:
             spread = float(np.nanstd(images.image_tau21(pixels)))
             terms.append((loss.tau21_mmd, lambda x: observables.image_tau21(physical(x)), spread))
+        if loss.pixel_mmd:
+            spread = float(images.pixel_log_pt(pixels).std())
+            terms.append((loss.pixel_mmd, lambda x: observables.pixel_log_pt(physical(x)), spread))
     else:
         raise ConfigError(
-            "config: loss.mass_mmd and loss.tau21_mmd need jets (particle clouds or one-channel"
-            f" images); the data have shape (n, {shape})"
+            "config: loss.mass_mmd, loss.tau21_mmd and loss.pixel_mmd need jets (particle clouds"
+            f" or one-channel images); the data have shape (n, {shape})"
         )
     return ObservableMMD(terms)
 

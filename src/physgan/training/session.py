@@ -73,7 +73,7 @@ class TrainResult:
 # weights of G's MMD terms (a fine-tune of a trained run).
 _MAY_CHANGE = {
     "train": ("steps", "lr_decay", "device", "compile"),
-    "loss": ("mass_mmd", "tau21_mmd", "mmd_from"),
+    "loss": ("mass_mmd", "tau21_mmd", "pixel_mmd", "mmd_from"),
 }
 _MAY_CHANGE_NAMES = ", ".join(f"{s}.{k}" for s, keys in _MAY_CHANGE.items() for k in keys)
 
