@@ -50,6 +50,23 @@ def test_scores_are_logged_and_the_best_weights_kept(selected):
     assert saved["score"] == pytest.approx(best["val_score"])
 
 
+def test_a_resume_may_select_more_often_and_trains_the_same(tmp_path, assert_same_weights):
+    path = toy_jets(tmp_path / "toy.h5")
+
+    def config(steps):
+        cfg = _selecting(path, steps=steps)
+        cfg["train"]["log_every"] = 50
+        return cfg
+
+    api.train(config(200), tmp_path / "straight")
+    api.train(config(100), tmp_path / "changed")
+    overrides = ("train.steps=200", "train.select_every=50")
+    api.train(config(100), tmp_path / "changed", resume=True, overrides=overrides)
+    scored = [r["step"] for r in _rows(tmp_path / "changed") if "val_score" in r]
+    assert scored == [100, 150, 200]
+    assert_same_weights(tmp_path / "straight", tmp_path / "changed")
+
+
 def test_sampling_uses_the_best_weights_unless_asked_for_the_last(selected):
     run_dir, _ = selected
     best_step = read_weights(run_dir / "best.safetensors")[1]["step"]

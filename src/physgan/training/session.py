@@ -69,10 +69,11 @@ class TrainResult:
     stopped_by: str | None = None
 
 
-# Settings a resume may change: how long, the schedule ahead, where the loop runs, and the
-# weights of G's MMD terms (a fine-tune of a trained run).
+# Settings a resume may change: how long, the schedule ahead, how often the best weights are
+# sought (selection draws from its own seed stream, not the training's), where the loop runs,
+# and the weights of G's MMD terms (a fine-tune of a trained run).
 _MAY_CHANGE = {
-    "train": ("steps", "lr_decay", "device", "compile"),
+    "train": ("steps", "lr_decay", "select_every", "device", "compile"),
     "loss": ("mass_mmd", "tau21_mmd", "pixel_mmd", "mmd_from"),
 }
 _MAY_CHANGE_NAMES = ", ".join(f"{s}.{k}" for s, keys in _MAY_CHANGE.items() for k in keys)
