@@ -527,3 +527,23 @@ def test_draw_is_the_model_on_its_latent_draws_and_keeps_the_mode(monkeypatch):
     np.testing.assert_allclose(x, want, rtol=1e-6, atol=1e-7)
     first = draw_module.draw(G, 9, cond[:9], torch.Generator().manual_seed(4))
     np.testing.assert_allclose(first, x[:9], rtol=1e-6, atol=1e-7)  # a prefix: same draws
+
+
+def test_the_dcgan_layout_is_channels_last_and_changes_no_value(monkeypatch):
+    from physgan.models import dcgan
+
+    torch.manual_seed(5)
+    G = DCGANGenerator(image_size=25, latent_dim=8, cond_dim=2, base_channels=8, output="relu")
+    D = DCGANDiscriminator(image_size=25, cond_dim=2, base_channels=8, minibatch_std=True)
+    G.eval(), D.eval()  # no batch statistics, no power iteration: two calls see the same nets
+    z, cond = torch.randn(16, 8), torch.eye(2)[torch.arange(16) % 2]
+    x = torch.rand(16, 1, 25, 25)
+    strides = []
+    D.downsample[0].register_forward_pre_hook(lambda m, args: strides.append(args[0].stride()))
+    fast = G(z, cond), D(x, cond)
+    assert strides[-1][1] == 1  # channels-last: the channel index is the innermost
+    monkeypatch.setattr(dcgan, "_nhwc", lambda t: t)
+    plain = G(z, cond), D(x, cond)
+    assert strides[-1][1] != 1
+    for a, b in zip(fast, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
