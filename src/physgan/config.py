@@ -253,7 +253,8 @@ class LossConfig(_Section):
     # generated batch and of the real batch of the same conditions, added to G's loss (Butter,
     # Plehn and Winterhalder, arXiv:1907.03764; physgan.losses.ObservableMMD): the jet mass
     # (relative to the jet pT for clouds), tau_21 and the log10 pT of the lit pixels (images).
-    # 0: off.
+    # 0: off. scripts/mmd_gradients.py RUN gives the weight at which each term pulls on G as
+    # hard as D does; far above it G follows the MMD and D tells its samples apart.
     mass_mmd: Annotated[float, Field(ge=0)] = 0.0
     tau21_mmd: Annotated[float, Field(ge=0)] = 0.0
     pixel_mmd: Annotated[float, Field(ge=0)] = 0.0
