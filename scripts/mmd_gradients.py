@@ -65,8 +65,8 @@ def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str
     G, D = state.generator, state.discriminator
     full = mmd_term(config, data.x_train, transform, runtime.device)
     assert full is not None  # every weight is 1
-    # One term each; a term's last bandwidth is its spread (ObservableMMD.FRACTIONS end at 1).
-    terms = [ObservableMMD([(1.0, f, widths[-1])]) for _, f, widths in full.terms]
+    last = ObservableMMD.FRACTIONS[-1]  # a term's bandwidths are its spread times FRACTIONS
+    terms = [ObservableMMD([(1.0, f, widths[-1] / last)]) for _, f, widths in full.terms]
     objective = OBJECTIVES.get(config.loss.name)
     sample = real_batches(config, data, transform, cond_transform, runtime)
     params = [p for p in G.parameters() if p.requires_grad]
