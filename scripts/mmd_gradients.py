@@ -24,15 +24,13 @@ from physgan.config import load_config, parse_config
 from physgan.data.jets import is_cloud
 from physgan.errors import PhysganError
 from physgan.losses import OBJECTIVES, ObservableMMD
-from physgan.models.pointcloud import multiplicity_counts
 from physgan.training.builder import (
-    build_state,
     fit_cond_transform,
     fit_transform,
     load_data,
     mmd_term,
     real_batches,
-    total_power,
+    state_from_data,
 )
 from physgan.training.checkpoint import load_checkpoint
 from physgan.training.rundir import RunDir
@@ -53,14 +51,7 @@ def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str
     transform = fit_transform(config, data.x_train, cloud)
     cond_transform = fit_cond_transform(config, data)
     runtime = Runtime()
-    totals = None
-    if getattr(config.model.generator, "draw_total", False):
-        pixels = transform.forward(data.x_train) ** total_power(config)
-        totals = (pixels.sum(axis=(1, 2, 3)), data.cond_train)
-    counts = multiplicity_counts(data.x_train) if cloud else None
-    state = build_state(
-        config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
-    )
+    state = state_from_data(config, data, transform, cond_transform, runtime)
     load_checkpoint(run.checkpoint, state)
     G, D = state.generator, state.discriminator
     full = mmd_term(config, data.x_train, transform, runtime.device)

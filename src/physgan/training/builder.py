@@ -32,6 +32,7 @@ from physgan.errors import ConfigError
 from physgan.losses import OBJECTIVES, ObservableMMD
 from physgan.metrics.jetfeatures import jet_features
 from physgan.models import DISCRIMINATORS, GENERATORS, VAE, Flow
+from physgan.models.pointcloud import multiplicity_counts
 from physgan.training.runtime import Runtime
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import GANState, LikelihoodState, TrainingState
@@ -52,6 +53,7 @@ __all__ = [
     "load_data",
     "mmd_term",
     "real_batches",
+    "state_from_data",
     "step_functions",
     "to_tensor",
     "total_power",
@@ -141,6 +143,27 @@ def build_state(
         if scaler is not None:
             state.scalers[name] = scaler
     return state
+
+
+def state_from_data(
+    config: Config,
+    data: TrainingData,
+    transform: Transform,
+    cond_transform: Standardize | Identity,
+    runtime: Runtime,
+) -> TrainingState:
+    """:func:`build_state` for training on ``data``: a GAN's point-cloud generator gets the
+    training jets' multiplicities, an image generator with ``draw_total`` their pixel sums
+    (in ``transform``'s units, to the config's total power)."""
+    gan = config.model.family == "gan"
+    counts = multiplicity_counts(data.x_train) if gan and is_cloud(data.sample_shape) else None
+    totals = None
+    if gan and getattr(config.model.generator, "draw_total", False):
+        pixels = transform.forward(data.x_train) ** total_power(config)
+        totals = (pixels.sum(axis=(1, 2, 3)), data.cond_train)
+    return build_state(
+        config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
+    )
 
 
 def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:

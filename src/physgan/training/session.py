@@ -22,18 +22,16 @@ from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
 from physgan.data.transforms import Identity, Standardize, Transform
 from physgan.errors import ConfigError, PhysganError, TrainingDiverged
-from physgan.models.pointcloud import multiplicity_counts
 from physgan.training import distributed
 from physgan.training.builder import (
-    build_state,
     fit_cond_transform,
     fit_transform,
     load_data,
     mmd_term,
     real_batches,
+    state_from_data,
     step_functions,
     to_tensor,
-    total_power,
 )
 from physgan.training.calibration import store_calibrated
 from physgan.training.callbacks import Checkpointer, FiniteGuard, MetricsLogger, ProgressBar
@@ -165,15 +163,7 @@ def run_training(
         if created and lead:  # leave no empty run directory behind a refused request
             run.root.rmdir()
         raise
-    gan = config.model.family == "gan"
-    counts = multiplicity_counts(data.x_train) if cloud and gan else None
-    totals = None
-    if gan and getattr(config.model.generator, "draw_total", False):
-        pixels = transform.forward(data.x_train) ** total_power(config)
-        totals = (pixels.sum(axis=(1, 2, 3)), data.cond_train)
-    state = build_state(
-        config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
-    )
+    state = state_from_data(config, data, transform, cond_transform, runtime)
 
     n_eval = min(t.eval_samples, data.x_holdout.shape[0]) // pack * pack
     if n_eval == 0:
