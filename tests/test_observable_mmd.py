@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from scipy.stats import ks_2samp
+from scipy.stats import ks_2samp, norm
 from sklearn.metrics.pairwise import rbf_kernel
 
 from physgan import api, observables
@@ -56,6 +56,69 @@ def test_mmd_squared_is_sklearns_kernel_sums():
     assert got == pytest.approx(expected, rel=1e-10)
     same = mmd_squared(torch.tensor(x), torch.tensor(x), widths).item()
     assert same == pytest.approx(0, abs=1e-12)
+
+
+def gaussian_mmd_squared(m1: float, s1: float, m2: float, s2: float, widths) -> float:
+    """Population MMD^2 between N(m1, s1^2) and N(m2, s2^2) under the sum of Gaussian kernels of
+    bandwidths ``widths``: E k(x, y) = w / sqrt(w^2 + s_x^2 + s_y^2) exp(-(m_x - m_y)^2 /
+    (2 (w^2 + s_x^2 + s_y^2))) for independent x, y (a Gaussian convolution)."""
+
+    def mean_k(ma, sa, mb, sb):
+        v = np.array(widths) ** 2 + sa**2 + sb**2
+        return float((np.array(widths) / np.sqrt(v) * np.exp(-((ma - mb) ** 2) / (2 * v))).sum())
+
+    return mean_k(m1, s1, m1, s1) + mean_k(m2, s2, m2, s2) - 2 * mean_k(m1, s1, m2, s2)
+
+
+def one_hot(labels: np.ndarray) -> torch.Tensor:
+    return torch.nn.functional.one_hot(torch.as_tensor(labels), 2).double()
+
+
+@pytest.mark.parametrize("seed", [51, 52])
+def test_the_per_class_term_is_the_classes_gaussian_mmds_weighted_by_their_shares(seed):
+    # Class 0: generated N(0.3, 0.1^2) against real N(0.2, 0.1^2); class 1: N(0.5, 0.15^2)
+    # against N(0.55, 0.12^2); each sample the normal quantiles at (i + 1/2) / n (so that the
+    # MMD is the population one up to the V-statistic's O(1/n) bias), a random share of the
+    # batch per class, the rows shuffled.
+    rng = np.random.default_rng(seed)
+    n, spread = 6_000, 0.16
+    counts = [int(rng.integers(1_000, 2_000)), 0]
+    counts[1] = n - counts[0]
+    means = [(0.3, 0.1, 0.2, 0.1), (0.5, 0.15, 0.55, 0.12)]
+
+    def gaussian(mean, sd, k):
+        return mean + sd * norm.ppf((np.arange(k) + 0.5) / k)
+
+    fake = np.r_[gaussian(0.3, 0.1, counts[0]), gaussian(0.5, 0.15, counts[1])]
+    real = np.r_[gaussian(0.2, 0.1, counts[0]), gaussian(0.55, 0.12, counts[1])]
+    real = np.r_[rng.permutation(real[: counts[0]]), rng.permutation(real[counts[0] :])]
+    labels = np.repeat([0, 1], counts)
+    order = rng.permutation(n)  # rows in any order, the real ones of the same class as before
+    term = ObservableMMD([(2.0, lambda v: v, spread)], per_class=True)
+    got = term(torch.tensor(fake[order]), torch.tensor(real[order]), one_hot(labels[order]))
+    widths = [spread * k for k in ObservableMMD.FRACTIONS]
+    expected = 2.0 * sum(
+        c / n * gaussian_mmd_squared(*m, widths) for c, m in zip(counts, means, strict=True)
+    )
+    assert got.item() == pytest.approx(expected, rel=1e-3)
+
+
+def test_the_per_class_term_sees_classes_swapped_where_the_pooled_one_cannot():
+    # Generated samples of each class drawn as the real ones of the other: the pooled batches
+    # are the same values (MMD^2 0), class by class they are far apart.
+    rng = np.random.default_rng(53)
+    labels = np.repeat([0, 1], 200)
+    real = np.where(labels == 0, rng.normal(0.2, 0.05, 400), rng.normal(0.5, 0.1, 400))
+    fake = np.r_[real[200:], real[:200]]
+    args = (torch.tensor(fake), torch.tensor(real), one_hot(labels))
+    pooled = ObservableMMD([(1.0, lambda v: v, 0.2)])
+    per_class = ObservableMMD([(1.0, lambda v: v, 0.2)], per_class=True)
+    assert pooled(*args).item() == pytest.approx(0.0, abs=1e-12)
+    widths = [0.2 * k for k in ObservableMMD.FRACTIONS]
+    floor = gaussian_mmd_squared(0.2, 0.05, 0.5, 0.1, widths)
+    assert per_class(*args).item() > 0.5 * floor
+    with pytest.raises(ValueError, match="one-hot conditions"):
+        per_class(*args[:2])
 
 
 def jet_images(n: int, seed: int) -> np.ndarray:
@@ -185,7 +248,7 @@ def test_a_run_logs_the_term_and_a_resume_may_switch_it_on(tiny_jet_config, tmp_
     rows = metric_rows(tmp_path / "tuned")
     assert "mmd" not in rows[0]
     assert "mmd" in rows[-1]
-    with pytest.raises(ConfigError, match=r"loss: differs .* loss\.mmd_from may change"):
+    with pytest.raises(ConfigError, match=r"loss: differs .* loss\.mmd_per_class may change"):
         api.train(plain, tmp_path / "tuned", resume=True, overrides=("loss.name=hinge",))
 
 
@@ -195,9 +258,11 @@ def test_the_terms_start_at_their_share_of_the_steps(tiny_jet_config, tmp_path):
     assert logged == {2: False, 4: True, 6: True}  # from step 3 of 6 on
 
 
-def test_an_image_run_trains_with_the_three_terms(tiny_image_overrides, tmp_path):
+@pytest.mark.parametrize("per_class", [False, True])
+def test_an_image_run_trains_with_the_three_terms(tiny_image_overrides, tmp_path, per_class):
     pytest.importorskip("pythia8mc")
-    overrides = (*tiny_image_overrides, "loss.mass_mmd=1", "loss.tau21_mmd=1", "loss.pixel_mmd=1")
+    terms = ("loss.mass_mmd=1", "loss.tau21_mmd=1", "loss.pixel_mmd=1")
+    overrides = (*tiny_image_overrides, *terms, f"loss.mmd_per_class={per_class}")
     api.train("jet-images", tmp_path / "run", overrides=overrides, progress=False)
     rows = metric_rows(tmp_path / "run")
     assert all(np.isfinite(r["mmd"]) and r["mmd"] >= 0 for r in rows)
@@ -210,3 +275,5 @@ def test_a_term_on_data_it_does_not_fit_is_a_config_error(tiny_config, tiny_jet_
         api.train(jet_config(tiny_jet_config, tau21_mmd=1.0), tmp_path / "jets")
     with pytest.raises(ConfigError, match=r"loss\.pixel_mmd needs jet images"):
         api.train(jet_config(tiny_jet_config, pixel_mmd=1.0), tmp_path / "jets2")
+    with pytest.raises(ConfigError, match=r"loss\.mmd_per_class needs data conditioned on a"):
+        api.train(jet_config(tiny_jet_config, mass_mmd=1.0, mmd_per_class=True), tmp_path / "j3")

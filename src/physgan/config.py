@@ -261,6 +261,10 @@ class LossConfig(_Section):
     # The MMD terms start at this share of train.steps (0: at the first step). From the start
     # they pull G to the right masses through the wrong particles while D is still weak.
     mmd_from: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # Class-conditional jet images: compare each class's generated observables with the real
+    # ones of that class, not the pooled batch's (where one class may sit off one way and the
+    # other the other way while the pool matches).
+    mmd_per_class: bool = False
 
     def mmd_start(self, steps: int) -> int:
         """The generator step at which the MMD terms join G's loss, of ``steps``."""

@@ -167,15 +167,38 @@ class ObservableMMD:
     discriminator alone learns slowly. ``terms``: (weight, observable, spread) each, the
     observable mapping a batch to values (n,), the spread that of its values on the training
     data; its kernels' bandwidths are the spread times 1/8, 1/4, 1/2 and 1: the narrow ones
-    resolve a peak, the wide ones pull a shifted one back.
+    resolve a peak, the wide ones pull a shifted one back. ``per_class``: the batches' one-hot
+    conditions name classes, and each class's generated samples are compared with the real ones
+    of that class, the MMD^2s weighted by the class's share of the batch (the pooled batch can
+    match while each class sits off, one one way, one the other).
     """
 
     FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 
-    def __init__(self, terms: Sequence[tuple[float, Callable[[Tensor], Tensor], float]]) -> None:
+    def __init__(
+        self,
+        terms: Sequence[tuple[float, Callable[[Tensor], Tensor], float]],
+        per_class: bool = False,
+    ) -> None:
         self.terms = [(w, f, [spread * k for k in self.FRACTIONS]) for w, f, spread in terms]
+        self.per_class = per_class
 
-    def __call__(self, fake: Tensor, real: Tensor) -> Tensor:
+    def __call__(self, fake: Tensor, real: Tensor, cond: Tensor | None = None) -> Tensor:
+        """The term for a generated and a real batch with the same conditions ``cond`` (one-hot
+        classes (n, classes), needed when ``per_class``)."""
+        if not self.per_class:
+            return self._pooled(fake, real)
+        if cond is None:
+            raise ValueError("a per-class MMD needs the batches' one-hot conditions")
+        labels = cond.argmax(dim=1)
+        total = fake.new_zeros(())
+        for c in labels.unique():
+            chosen = labels == c
+            share = chosen.float().mean()
+            total = total + share * self._pooled(fake[chosen], real[chosen])
+        return total
+
+    def _pooled(self, fake: Tensor, real: Tensor) -> Tensor:
         total = fake.new_zeros(())
         for w, f, widths in self.terms:
             a, b = f(fake), f(real)

@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from physgan import observables
 from physgan.config import Config, FlowModelConfig, GANModelConfig, VAEModelConfig
 from physgan.data import images
-from physgan.data.datasets import TrainingData, load_training_data
+from physgan.data.datasets import TrainingData, class_names, load_training_data
 from physgan.data.jets import is_cloud
 from physgan.data.stream import StreamingSampler
 from physgan.data.transforms import (
@@ -216,12 +216,17 @@ def mmd_term(
     config: Config, x_train: np.ndarray, transform: Transform, device: torch.device
 ) -> ObservableMMD | None:
     """G's MMD term on jet observables (``loss.mass_mmd``, ``loss.tau21_mmd``,
-    ``loss.pixel_mmd``) for training samples ``x_train`` (physics units: particle clouds or jet
-    images) that ``transform`` normalises, for batches on ``device``; None when every weight is
-    0."""
+    ``loss.pixel_mmd``; class by class with ``loss.mmd_per_class``) for training samples
+    ``x_train`` (physics units: particle clouds or jet images) that ``transform`` normalises, for
+    batches on ``device``; None when every weight is 0."""
     loss = config.loss
     if not (loss.mass_mmd or loss.tau21_mmd or loss.pixel_mmd):
         return None
+    if loss.mmd_per_class and class_names(config.data.name, config.data.conditional) is None:
+        raise ConfigError(
+            "config: loss.mmd_per_class needs data conditioned on a one-hot class"
+            " (data.name: jet-images with data.conditional: true)"
+        )
     shape = ", ".join(map(str, x_train.shape[1:]))
     physical = InverseTransform(transform).to(device)
     terms = []
@@ -249,7 +254,7 @@ def mmd_term(
             "config: loss.mass_mmd, loss.tau21_mmd and loss.pixel_mmd need jets (particle clouds"
             f" or one-channel images); the data have shape (n, {shape})"
         )
-    return ObservableMMD(terms)
+    return ObservableMMD(terms, per_class=loss.mmd_per_class)
 
 
 def total_power(config: Config) -> float:

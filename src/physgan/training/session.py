@@ -72,7 +72,7 @@ class TrainResult:
 # and the weights of G's MMD terms (a fine-tune of a trained run).
 _MAY_CHANGE = {
     "train": ("steps", "lr_decay", "select_every", "device", "compile"),
-    "loss": ("mass_mmd", "tau21_mmd", "pixel_mmd", "mmd_from"),
+    "loss": ("mass_mmd", "tau21_mmd", "pixel_mmd", "mmd_from", "mmd_per_class"),
 }
 _MAY_CHANGE_NAMES = ", ".join(f"{s}.{k}" for s, keys in _MAY_CHANGE.items() for k in keys)
 

@@ -37,7 +37,7 @@ def gan_step(
     r1_weight: float = 0.0,
     r1_steps: int | None = None,
     gp_weight: float = 0.0,
-    mmd: Callable[[Tensor, Tensor], Tensor] | None = None,
+    mmd: Callable[[Tensor, Tensor, Tensor | None], Tensor] | None = None,
     mmd_start: int = 0,
     runtime: Runtime = _LOCAL,
 ) -> Callable[[GANState], dict[str, Tensor]]:
@@ -48,8 +48,9 @@ def gan_step(
     ``batch_size`` is the global batch: ``sample_real`` returns this rank's share of it, and
     the step keeps its share of each global draw (see :class:`Runtime`). The R1 penalty's
     weight falls linearly from ``r1_weight`` at step 0 to 0 at step ``r1_steps`` (None: constant).
-    ``mmd`` (e.g. :class:`~physgan.losses.ObservableMMD`), given the generated batch and the
-    last real one (same conditions), returns a term added to G's loss from step ``mmd_start`` on.
+    ``mmd`` (e.g. :class:`~physgan.losses.ObservableMMD`), given the generated batch, the last
+    real one and their conditions (the same), returns a term added to G's loss from step
+    ``mmd_start`` on.
     Returns detached scalar tensors (no host synchronisation): ``d_loss``, ``g_loss`` and the
     mean discriminator outputs ``d_real`` and ``d_fake`` (probabilities for the probabilistic
     objectives, raw critic scores otherwise), and ``mmd`` (the term, within ``g_loss``).
@@ -96,7 +97,7 @@ def gan_step(
         g_loss = objective.g_loss(g_out.float())
         logged = {}
         if mmd is not None and state.step >= mmd_start:
-            term = mmd(fake.float(), real.detach())
+            term = mmd(fake.float(), real.detach(), cond)
             g_loss = g_loss + term
             logged["mmd"] = term.detach()
         optimise(g_loss, state.opt_g, state.scalers.get("opt_g"))
