@@ -1,4 +1,4 @@
-"""How strongly each observable MMD term would pull on G, against the adversarial loss.
+"""How strongly, and which way, each observable MMD term pulls on G, against the adversarial loss.
 
 The ``loss.*_mmd`` weights multiply terms whose gradients have their own scales. This script
 loads a GAN run's last checkpoint (its G and D) and data and, over ``--batches`` training
@@ -6,9 +6,17 @@ batches, prints the norm of the gradient on G's parameters of the non-saturating
 each MMD term at weight 1 (mass for jets; mass, tau_21 and the pixel spectrum for jet images),
 and the weight at which each term's gradient norm equals the adversarial one. Adam rescales the
 summed gradient, so what a weight decides is the terms' share of it: above that balance weight
-G follows the MMD and no longer D. Run:
+G follows the MMD and no longer D.
+
+``--follow STEPS`` then lets G follow each loss alone (D frozen as the checkpoint left it)
+for STEPS Adam steps from the checkpoint and prints, per class of a class-conditional run, the
+mean of each observable of 1,000 generated samples (the same latents) before and after, beside
+the held-out data's: where the adversarial loss alone drives an observable away from the data
+while its term pulls it back, D and the term fight. ``--per-class`` builds the terms as
+``loss.mmd_per_class`` does. Run:
 
     .venv/bin/python scripts/mmd_gradients.py RUN [--batches 8] [--seed 0] [--json out.json]
+        [--follow 300 [--lr 2e-5] [--per-class]]
 """
 
 from __future__ import annotations
@@ -16,14 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from physgan.config import load_config, parse_config
+from physgan.config import Config, load_config, parse_config
+from physgan.data.datasets import TrainingData
+from physgan.data.images import image_mass, image_tau21
 from physgan.data.jets import is_cloud
+from physgan.data.transforms import Transform
 from physgan.errors import PhysganError
 from physgan.losses import OBJECTIVES, ObservableMMD
+from physgan.metrics.jetfeatures import jet_features
 from physgan.training.builder import (
     fit_cond_transform,
     fit_transform,
@@ -35,11 +48,22 @@ from physgan.training.builder import (
 from physgan.training.checkpoint import load_checkpoint
 from physgan.training.rundir import RunDir
 from physgan.training.runtime import Runtime
+from physgan.training.state import GANState
+from physgan.training.steps import BatchSampler
 
 
-def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str, float]]:
-    """Per loss (``adversarial`` and each MMD term at weight 1): its mean value and the mean,
-    min and max over the batches of its gradient's L2 norm on G's parameters."""
+class _Loaded(NamedTuple):
+    config: Config
+    data: TrainingData
+    transform: Transform
+    state: GANState
+    names: list[str]
+    terms: list[ObservableMMD]
+    sample: BatchSampler
+
+
+def _load(run_dir: Path, per_class: bool = False) -> _Loaded:
+    """A GAN run's last checkpoint and training data, with each MMD term at weight 1 alone."""
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
     if config.model.family != "gan":
@@ -47,26 +71,37 @@ def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str
     data = load_data(config)
     cloud = is_cloud(data.sample_shape)
     names = ["mass"] if cloud else ["mass", "tau21", "pixel"]
-    config = load_config(run.config, [f"loss.{n}_mmd=1" for n in names])
+    overrides = [f"loss.{n}_mmd=1" for n in names] + [f"loss.mmd_per_class={per_class}"]
+    config = load_config(run.config, overrides)
     transform = fit_transform(config, data.x_train, cloud)
     cond_transform = fit_cond_transform(config, data)
     runtime = Runtime()
     state = state_from_data(config, data, transform, cond_transform, runtime)
     load_checkpoint(run.checkpoint, state)
-    G, D = state.generator, state.discriminator
     full = mmd_term(config, data.x_train, transform, runtime.device)
     assert full is not None  # every weight is 1
     last = ObservableMMD.FRACTIONS[-1]  # a term's bandwidths are its spread times FRACTIONS
-    terms = [ObservableMMD([(1.0, f, widths[-1] / last)]) for _, f, widths in full.terms]
-    objective = OBJECTIVES.get(config.loss.name)
+    terms = [
+        ObservableMMD([(1.0, f, widths[-1] / last)], per_class=per_class)
+        for _, f, widths in full.terms
+    ]
     sample = real_batches(config, data, transform, cond_transform, runtime)
+    return _Loaded(config, data, transform, state, names, terms, sample)
+
+
+def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str, float]]:
+    """Per loss (``adversarial`` and each MMD term at weight 1): its mean value and the mean,
+    min and max over the batches of its gradient's L2 norm on G's parameters."""
+    config, _, _, state, names, terms, sample = _load(run_dir)
+    G, D = state.generator, state.discriminator
+    objective = OBJECTIVES.get(config.loss.name)
     params = [p for p in G.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for _ in range(batches):
         real, cond = sample(config.train.batch_size, gen)
         fake = G(G.sample_latent(config.train.batch_size, generator=gen), cond)
-        losses = [objective.g_loss(D(fake, cond))] + [term(fake, real) for term in terms]
+        losses = [objective.g_loss(D(fake, cond))] + [term(fake, real, cond) for term in terms]
         row = []
         for loss in losses:
             grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
@@ -86,12 +121,80 @@ def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str
     return out
 
 
+def _observables(x: np.ndarray) -> dict[str, np.ndarray]:
+    """The observables of samples in physics units: relative mass (clouds), or image mass (GeV)
+    and tau_21 (images), each finite value."""
+    if is_cloud(x.shape[1:]):
+        values = {"mass": jet_features(x)[:, 3]}
+    else:
+        values = {"mass": image_mass(x[:, 0]), "tau21": image_tau21(x[:, 0])}
+    return {k: v[np.isfinite(v)] for k, v in values.items()}
+
+
+def follow(
+    run_dir: Path, loss: str, steps: int, lr: float, seed: int, per_class: bool = False
+) -> dict[str, dict[str, dict[str, float]]]:
+    """G's training copy after ``steps`` Adam steps (betas of the run) on one loss alone
+    (``adversarial``, D frozen, or a term's name at weight 1): per class (``all`` for a run
+    without classes), per observable, the mean over 1,000 generated samples of the same latents
+    ``before`` and ``after``, and that of the ``real`` held-out samples of the class."""
+    config, data, transform, state, names, terms, sample = _load(run_dir, per_class)
+    if loss not in ("adversarial", *names):
+        raise SystemExit(f"--loss {loss}: one of adversarial, {', '.join(names)}")
+    G, D = state.generator, state.discriminator
+    D.requires_grad_(False)
+    objective = OBJECTIVES.get(config.loss.name)
+    term = None if loss == "adversarial" else terms[names.index(loss)]
+    gen = torch.Generator().manual_seed(seed)
+    z = G.sample_latent(1000, generator=gen)
+    groups = {"all": (sample(1000, gen)[1], data.x_holdout[:1000])}  # training conditions
+    if data.classes is not None:
+        held = data.cond_holdout.argmax(1)
+        groups = {}
+        for k, name in enumerate(data.classes):
+            onehot = np.zeros((1000, len(data.classes)), dtype=np.float32)
+            onehot[:, k] = 1
+            groups[name] = (torch.as_tensor(onehot), data.x_holdout[held == k][:1000])
+
+    def means(x: np.ndarray) -> dict[str, float]:
+        return {k: float(v.mean()) for k, v in _observables(x).items()}
+
+    def generated() -> dict[str, dict[str, float]]:
+        with torch.no_grad():
+            return {
+                name: means(transform.inverse(G(z, cond).numpy()))
+                for name, (cond, _) in groups.items()
+            }
+
+    before = generated()
+    opt = torch.optim.Adam(G.parameters(), lr=lr, betas=config.train.betas_g)
+    batch = config.train.batch_size
+    for _ in range(steps):
+        real, cond = sample(batch, gen)
+        fake = G(G.sample_latent(batch, generator=gen), cond)
+        value = objective.g_loss(D(fake, cond)) if term is None else term(fake, real, cond)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    after = generated()
+    return {
+        name: {
+            k: {"before": before[name][k], "after": after[name][k], "real": real_mean}
+            for k, real_mean in means(held_x).items()
+        }
+        for name, (_, held_x) in groups.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--batches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--follow", type=int, default=0, metavar="STEPS")
+    parser.add_argument("--lr", type=float, default=2e-5)
+    parser.add_argument("--per-class", action="store_true")
     args = parser.parse_args()
     try:
         norms = gradient_norms(args.run, args.batches, args.seed)
@@ -107,6 +210,25 @@ def main() -> None:
             f"| {name} | {row['value']:.4f} | {row['grad_norm']:.1f} "
             f"({row['grad_norm_min']:.1f}-{row['grad_norm_max']:.1f}) | {balance} |"
         )
+    if args.follow:
+        print(f"\nG after {args.follow} Adam steps (lr {args.lr}) on each loss alone")
+        print("| loss | class | observable | real | before | after |")
+        print("|---|---|---|---|---|---|")
+        moved = {}
+        for name in norms:
+            try:
+                moved[name] = follow(
+                    args.run, name, args.follow, args.lr, args.seed, args.per_class
+                )
+            except PhysganError as err:
+                raise SystemExit(f"mmd_gradients: {err}") from None
+            for group, rows in moved[name].items():
+                for k, row in rows.items():
+                    print(
+                        f"| {name} | {group} | {k} | {row['real']:.4f} | {row['before']:.4f} "
+                        f"| {row['after']:.4f} |"
+                    )
+        norms = {"gradients": norms, "follow": moved}
     if args.json is not None:
         args.json.write_text(json.dumps(norms, indent=2) + "\n")
 
