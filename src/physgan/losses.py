@@ -169,8 +169,8 @@ class ObservableMMD:
     data; its kernels' bandwidths are the spread times 1/8, 1/4, 1/2 and 1: the narrow ones
     resolve a peak, the wide ones pull a shifted one back. ``per_class``: the batches' one-hot
     conditions name classes, and each class's generated samples are compared with the real ones
-    of that class, the MMD^2s weighted by the class's share of the batch (the pooled batch can
-    match while each class sits off, one one way, one the other).
+    of that class under the same kernels, the MMD^2s weighted by the class's share of the batch
+    (the pooled batch can match while each class sits off, one one way, one the other).
     """
 
     FRACTIONS = (0.125, 0.25, 0.5, 1.0)
@@ -192,6 +192,7 @@ class ObservableMMD:
             raise ValueError("a per-class MMD needs the batches' one-hot conditions")
         labels = cond.argmax(dim=1)
         total = fake.new_zeros(())
+        # Indexing by class waits for a GPU once a step (the classes are few; a CPU loses nothing).
         for c in labels.unique():
             chosen = labels == c
             share = chosen.float().mean()
