@@ -52,7 +52,11 @@ from physgan.training.state import GANState
 from physgan.training.steps import BatchSampler
 
 
-class _Loaded(NamedTuple):
+class Loaded(NamedTuple):
+    """A GAN run's last checkpoint (``state``), data and MMD terms, loaded once for every
+    measurement."""
+
+    checkpoint: Path
     config: Config
     data: TrainingData
     transform: Transform
@@ -62,7 +66,7 @@ class _Loaded(NamedTuple):
     sample: BatchSampler
 
 
-def _load(run_dir: Path, per_class: bool = False) -> _Loaded:
+def load(run_dir: Path, per_class: bool = False) -> Loaded:
     """A GAN run's last checkpoint and training data, with each MMD term at weight 1 alone."""
     run = RunDir(run_dir)
     config = parse_config(run.read_config())
@@ -86,13 +90,13 @@ def _load(run_dir: Path, per_class: bool = False) -> _Loaded:
         for _, f, widths in full.terms
     ]
     sample = real_batches(config, data, transform, cond_transform, runtime)
-    return _Loaded(config, data, transform, state, names, terms, sample)
+    return Loaded(run.checkpoint, config, data, transform, state, names, terms, sample)
 
 
-def gradient_norms(run_dir: Path, batches: int, seed: int) -> dict[str, dict[str, float]]:
+def gradient_norms(run: Loaded, batches: int, seed: int) -> dict[str, dict[str, float]]:
     """Per loss (``adversarial`` and each MMD term at weight 1): its mean value and the mean,
     min and max over the batches of its gradient's L2 norm on G's parameters."""
-    config, _, _, state, names, terms, sample = _load(run_dir)
+    _, config, _, _, state, names, terms, sample = run
     G, D = state.generator, state.discriminator
     objective = OBJECTIVES.get(config.loss.name)
     params = [p for p in G.parameters() if p.requires_grad]
@@ -132,15 +136,17 @@ def _observables(x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def follow(
-    run_dir: Path, loss: str, steps: int, lr: float, seed: int, per_class: bool = False
+    run: Loaded, loss: str, steps: int, lr: float, seed: int
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """G's training copy after ``steps`` Adam steps (betas of the run) on one loss alone
-    (``adversarial``, D frozen, or a term's name at weight 1): per class (``all`` for a run
-    without classes), per observable, the mean over 1,000 generated samples of the same latents
-    ``before`` and ``after``, and that of the ``real`` held-out samples of the class."""
-    config, data, transform, state, names, terms, sample = _load(run_dir, per_class)
+    """G's training copy, read again from the checkpoint, after ``steps`` Adam steps (betas of
+    the run) on one loss alone (``adversarial``, D frozen, or a term's name at weight 1): per
+    class (``all`` for a run without classes), per observable, the mean over 1,000 generated
+    samples of the same latents ``before`` and ``after``, and that of the ``real`` held-out
+    samples of the class."""
+    checkpoint, config, data, transform, state, names, terms, sample = run
     if loss not in ("adversarial", *names):
         raise SystemExit(f"--loss {loss}: one of adversarial, {', '.join(names)}")
+    load_checkpoint(checkpoint, state)  # undo an earlier follow's steps
     G, D = state.generator, state.discriminator
     D.requires_grad_(False)
     objective = OBJECTIVES.get(config.loss.name)
@@ -197,9 +203,10 @@ def main() -> None:
     parser.add_argument("--per-class", action="store_true")
     args = parser.parse_args()
     try:
-        norms = gradient_norms(args.run, args.batches, args.seed)
+        run = load(args.run, args.per_class)
     except PhysganError as err:
         raise SystemExit(f"mmd_gradients: {err}") from None
+    norms = gradient_norms(run, args.batches, args.seed)
     adversarial = norms["adversarial"]["grad_norm"]
     print(f"{args.run}: gradient on G over {args.batches} batches (mean, min-max)")
     print("| loss (weight 1) | value | gradient norm | balance weight |")
@@ -216,12 +223,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         moved = {}
         for name in norms:
-            try:
-                moved[name] = follow(
-                    args.run, name, args.follow, args.lr, args.seed, args.per_class
-                )
-            except PhysganError as err:
-                raise SystemExit(f"mmd_gradients: {err}") from None
+            moved[name] = follow(run, name, args.follow, args.lr, args.seed)
             for group, rows in moved[name].items():
                 for k, row in rows.items():
                     print(

@@ -36,17 +36,18 @@ def check(norms: dict, names: list[str]) -> None:
 def test_a_jet_run_has_the_mass_term_whatever_its_own_weight(tiny_jet_config, tmp_path):
     config = yaml.safe_load(tiny_jet_config.read_text())
     api.train(config, tmp_path / "run", progress=False)  # trained without the term
-    norms = mmd_gradients.gradient_norms(tmp_path / "run", batches=3, seed=0)
+    run = mmd_gradients.load(tmp_path / "run")
+    norms = mmd_gradients.gradient_norms(run, batches=3, seed=0)
     check(norms, ["mass"])
-    assert mmd_gradients.gradient_norms(tmp_path / "run", batches=3, seed=0) == norms
-    assert mmd_gradients.gradient_norms(tmp_path / "run", batches=3, seed=1) != norms
+    assert mmd_gradients.gradient_norms(run, batches=3, seed=0) == norms
+    assert mmd_gradients.gradient_norms(run, batches=3, seed=1) != norms
 
 
 def test_an_image_run_has_the_three_terms(tiny_image_overrides, tmp_path):
     pytest.importorskip("pythia8mc")
     api.train("jet-images", tmp_path / "run", overrides=tiny_image_overrides, progress=False)
     check(
-        mmd_gradients.gradient_norms(tmp_path / "run", batches=2, seed=0),
+        mmd_gradients.gradient_norms(mmd_gradients.load(tmp_path / "run"), batches=2, seed=0),
         ["mass", "tau21", "pixel"],
     )
 
@@ -54,7 +55,7 @@ def test_an_image_run_has_the_three_terms(tiny_image_overrides, tmp_path):
 def test_a_toy_run_is_refused_in_one_line(tiny_config, tmp_path):
     api.train(tiny_config, tmp_path / "toy", progress=False)
     with pytest.raises(ConfigError, match="need jets"):
-        mmd_gradients.gradient_norms(tmp_path / "toy", batches=1, seed=0)
+        mmd_gradients.load(tmp_path / "toy")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(tmp_path / "toy")], capture_output=True, text=True
     )
@@ -68,8 +69,9 @@ def test_following_a_loss_moves_g_from_the_checkpoint_and_reports_the_held_out_m
 ):
     pytest.importorskip("pythia8mc")
     api.train("jet-images", tmp_path / "run", overrides=tiny_image_overrides, progress=False)
-    still = mmd_gradients.follow(tmp_path / "run", "adversarial", steps=0, lr=1e-3, seed=0)
-    moved = mmd_gradients.follow(tmp_path / "run", "tau21", steps=3, lr=1e-3, seed=0)
+    run = mmd_gradients.load(tmp_path / "run")
+    moved = mmd_gradients.follow(run, "tau21", steps=3, lr=1e-3, seed=0)
+    still = mmd_gradients.follow(run, "adversarial", steps=0, lr=1e-3, seed=0)  # after moved
     assert list(moved) == ["W", "QCD"]
     data = load_data(parse_config(RunDir(tmp_path / "run").read_config()))
     for k, name in enumerate(["W", "QCD"]):
@@ -80,16 +82,18 @@ def test_following_a_loss_moves_g_from_the_checkpoint_and_reports_the_held_out_m
         for observable in ("mass", "tau21"):
             row, same = moved[name][observable], still[name][observable]
             assert same["before"] == same["after"]  # no step: the same G, the same latents
-            assert row["before"] == same["before"]  # the checkpoint's G, whichever loss
+            assert row["before"] == same["before"]  # the checkpoint's G again, whichever loss
             assert row["after"] != row["before"]
     with pytest.raises(SystemExit, match="--loss size: one of adversarial, mass, tau21, pixel"):
-        mmd_gradients.follow(tmp_path / "run", "size", steps=1, lr=1e-3, seed=0)
+        mmd_gradients.follow(run, "size", steps=1, lr=1e-3, seed=0)
 
 
 def test_following_on_jets_compares_all_jets_with_their_relative_mass(tiny_jet_config, tmp_path):
     config = yaml.safe_load(tiny_jet_config.read_text())
     api.train(config, tmp_path / "run", progress=False)
-    moved = mmd_gradients.follow(tmp_path / "run", "mass", steps=2, lr=1e-3, seed=0)
+    moved = mmd_gradients.follow(
+        mmd_gradients.load(tmp_path / "run"), "mass", steps=2, lr=1e-3, seed=0
+    )
     assert list(moved) == ["all"]
     assert list(moved["all"]) == ["mass"]
     data = load_data(parse_config(RunDir(tmp_path / "run").read_config()))
