@@ -129,6 +129,7 @@ class DCGANDiscriminatorConfig(_Section):
     pack: PositiveInt = 1
     minibatch_std: bool = False
     log_pixels: Annotated[float, Field(ge=0)] = 0.0  # > 0: D also sees log(1 + x / log_pixels)
+    observables: bool = False  # D's last layer also sees each image's mass and tau_21
 
 
 class LAGANGeneratorConfig(_Section):

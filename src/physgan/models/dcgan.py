@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from physgan import observables as jet_observables
 from physgan.errors import ConfigError
 from physgan.models.layers import (
     OUTPUT_ACTIVATIONS,
@@ -193,8 +194,9 @@ class DCGANDiscriminator(nn.Module):
     constant channels) -> PacGAN packing of ``pack`` consecutive samples along the channel axis
     -> Conv2d(kernel 4, stride 2, padding 1) + LeakyReLU(0.2) blocks, doubling the channels from
     ``base_channels``, until the map is at most 4x4 -> optional minibatch-std channel ->
-    flatten -> Linear(1). No batch norm, so gradient penalties stay per sample. Returns raw
-    logits (no sigmoid). Weights use the DCGAN N(0, 0.02) initialisation.
+    flatten -> [concat the image's standardised mass and tau_21] -> Linear(1). No batch norm,
+    so gradient penalties stay per sample. Returns raw logits (no sigmoid). Weights use the
+    DCGAN N(0, 0.02) initialisation.
 
     Args:
         image_size: side of the square input image in pixels.
@@ -213,6 +215,14 @@ class DCGANDiscriminator(nn.Module):
         log_pixels: if > 0, each image channel x also enters as log(1 + x / log_pixels), x in
             the data's normalised units: the soft pixels of a high-dynamic-range image, which
             barely move the linear channel, spread over a range D can resolve. Needs x >= 0.
+        observables: the last layer also sees each jet image's mass and tau_21
+            (:mod:`physgan.observables`, differentiable) of the pixels relu(x)^pixel_power, in
+            the units of the data's scale, standardised by :meth:`set_observables`: D compares
+            the physics a convolution sees only through many pixels, and G gets their gradient
+            (as CaloGAN's D gets its images' energies, Paganini et al. 2018,
+            arXiv:1705.02355). One channel, ``pack`` 1.
+        pixel_power: the power of the normalised pixels proportional to pT (2 for
+            ``data.transform: sqrt``).
 
     Shapes:
         ``forward(x, cond=None)``: x (B, channels, image_size, image_size), cond (B, cond_dim)
@@ -234,6 +244,8 @@ class DCGANDiscriminator(nn.Module):
         pack: int = 1,
         minibatch_std: bool = False,
         log_pixels: float = 0.0,
+        observables: bool = False,
+        pixel_power: float = 1.0,
     ) -> None:
         super().__init__()
         check_positive(
@@ -242,12 +254,24 @@ class DCGANDiscriminator(nn.Module):
         check_non_negative(cond_dim=cond_dim)
         if not log_pixels >= 0:
             raise ConfigError(f"log_pixels must be >= 0, got {log_pixels!r}")
+        if not pixel_power > 0:
+            raise ConfigError(f"pixel_power must be > 0, got {pixel_power!r}")
+        if observables and (channels != 1 or pack != 1):
+            raise ConfigError(
+                f"discriminator observables need one-channel images and pack 1, got {channels}"
+                f" channels and pack {pack}"
+            )
         self.image_size = image_size
         self.channels = channels
         self.cond_dim = cond_dim
         self.pack = pack
         self.minibatch_std = minibatch_std
         self.log_pixels = log_pixels
+        self.observables = observables
+        self.pixel_power = pixel_power
+        # mass and tau_21: subtracted, then divided by (set_observables)
+        self.register_buffer("observable_shift", torch.zeros(2 if observables else 0))
+        self.register_buffer("observable_scale", torch.ones(2 if observables else 0))
 
         inputs = channels * (2 if log_pixels > 0 else 1) + cond_dim
         width, out_width, size = pack * inputs, base_channels, image_size
@@ -260,15 +284,32 @@ class DCGANDiscriminator(nn.Module):
             width, out_width, size = out_width, 2 * out_width, size // 2
         self.downsample = nn.Sequential(*blocks)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear((width + int(minibatch_std)) * size**2, 1)
+            nn.Flatten(), nn.Linear((width + int(minibatch_std)) * size**2 + 2 * observables, 1)
         )
         self.apply(init_dcgan_weights)
         if spectral_norm:
             add_spectral_norm(self)
 
+    observable_shift: Tensor
+    observable_scale: Tensor
+
+    def jet_observables(self, x: Tensor) -> Tensor:
+        """Mass and tau_21 (B, 2) of images x (B, 1, H, W) in network units, unstandardised."""
+        pt = x.clamp(min=0) ** self.pixel_power
+        return torch.stack([jet_observables.image_mass(pt), jet_observables.image_tau21(pt)], 1)
+
+    @torch.no_grad()
+    def set_observables(self, x: Tensor) -> None:
+        """Standardise the ``observables`` by their mean and spread over training images x
+        (n, 1, H, W) in network units."""
+        values = self.jet_observables(x.to(self.observable_shift.device))
+        self.observable_shift.copy_(values.mean(0))
+        self.observable_scale.copy_(values.std(0).clamp_min(1e-12))
+
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Logits (B // pack,) for images x (B, channels, image_size, image_size)."""
         check_features(x, (self.channels, self.image_size, self.image_size), "x")
+        images = x
         if self.log_pixels > 0:
             # clamp: a linear-output G may emit small negative pixels early in training
             x = torch.cat([x, torch.log1p(x.clamp(min=0) / self.log_pixels)], dim=1)
@@ -276,4 +317,7 @@ class DCGANDiscriminator(nn.Module):
         h = self.downsample(_nhwc(pack_batch(x, self.pack)))
         if self.minibatch_std:
             h = minibatch_std(h)
+        if self.observables:
+            values = (self.jet_observables(images) - self.observable_shift) / self.observable_scale
+            h = torch.cat([h.flatten(1), values], 1)
         return self.head(h).squeeze(1)

@@ -60,6 +60,10 @@ __all__ = [
 ]
 
 
+# Training images an observable's spread is taken over (tau_21 of all of them takes minutes).
+SPREAD_IMAGES = 10_000
+
+
 def _shape_kwargs(kind: str, role: str, shape: tuple[int, ...]) -> dict[str, Any]:
     if kind == "mlp":  # vectors, or anything flattened (e.g. particle clouds (N, 4))
         return {
@@ -112,6 +116,8 @@ def build_state(
                 gcfg["multiplicity_cond"] = conditions.index("n_particles")
             if gcfg.get("draw_total"):
                 gcfg["total_power"] = total_power(config)
+            if dcfg.get("observables"):
+                dcfg["pixel_power"] = total_power(config)
             G = GENERATORS.get(gkind)(
                 **_shape_kwargs(gkind, "generator", sample_shape), cond_dim=cond_dim, **gcfg
             )
@@ -154,16 +160,21 @@ def state_from_data(
 ) -> TrainingState:
     """:func:`build_state` for training on ``data``: a GAN's point-cloud generator gets the
     training jets' multiplicities, an image generator with ``draw_total`` their pixel sums
-    (in ``transform``'s units, to the config's total power)."""
+    (in ``transform``'s units, to the config's total power), a discriminator that sees the
+    images' mass and tau_21 (``observables``) their mean and spread over training images."""
     gan = config.model.family == "gan"
     counts = multiplicity_counts(data.x_train) if gan and is_cloud(data.sample_shape) else None
     totals = None
     if gan and getattr(config.model.generator, "draw_total", False):
         pixels = transform.forward(data.x_train) ** total_power(config)
         totals = (pixels.sum(axis=(1, 2, 3)), data.cond_train)
-    return build_state(
+    state = build_state(
         config, data.sample_shape, data.cond_dim, counts, runtime, cond_transform, totals
     )
+    if gan and getattr(config.model.discriminator, "observables", False):
+        images = transform.forward(data.x_train[:SPREAD_IMAGES])
+        state.discriminator.set_observables(torch.as_tensor(images, dtype=torch.float32))
+    return state
 
 
 def _ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
@@ -239,7 +250,7 @@ def mmd_term(
         spread = float(jet_features(x_train)[:, 3].std())
         terms.append((loss.mass_mmd, lambda x: observables.relative_jet_mass(physical(x)), spread))
     elif x_train.ndim == 4 and x_train.shape[1] == 1 and x_train.shape[2] == x_train.shape[3]:
-        pixels = x_train[:10_000, 0]  # enough for a spread; tau_21 of all takes minutes
+        pixels = x_train[:SPREAD_IMAGES, 0]
         if loss.mass_mmd:
             spread = float(images.image_mass(pixels).std())
             terms.append((loss.mass_mmd, lambda x: observables.image_mass(physical(x)), spread))
