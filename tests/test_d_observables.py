@@ -3,6 +3,8 @@ image's mass and tau_21, standardised over the training images."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -87,3 +89,15 @@ def test_training_standardises_by_the_training_images(tiny_image_overrides, tmp_
     np.testing.assert_allclose([shift[0], scale[0]], [mass.mean(), mass.std(ddof=1)], rtol=1e-4)
     # tau_21 in float32: the k-means may break a tie between two pixels the other way
     np.testing.assert_allclose([shift[1], scale[1]], [tau21.mean(), tau21.std(ddof=1)], rtol=2e-2)
+
+
+def test_without_observables_the_shipped_checkpoints_still_load():
+    """A discriminator without the switch keeps its old state dict: the shipped jet-image run
+    (trained before the switch existed) resumes."""
+    from physgan.training.builder import build_state
+    from physgan.training.checkpoint import load_checkpoint
+
+    run = RunDir(Path(__file__).resolve().parents[1] / "shipped-runs" / "jet-images-cpu")
+    state = build_state(parse_config(run.read_config()), (1, 25, 25), 2)
+    assert not any("observable" in k for k in state.discriminator.state_dict())
+    load_checkpoint(run.checkpoint, state)

@@ -269,9 +269,9 @@ class DCGANDiscriminator(nn.Module):
         self.log_pixels = log_pixels
         self.observables = observables
         self.pixel_power = pixel_power
-        # mass and tau_21: subtracted, then divided by (set_observables)
-        self.register_buffer("observable_shift", torch.zeros(2 if observables else 0))
-        self.register_buffer("observable_scale", torch.ones(2 if observables else 0))
+        if observables:  # mass and tau_21: subtracted, then divided by (set_observables)
+            self.register_buffer("observable_shift", torch.zeros(2))
+            self.register_buffer("observable_scale", torch.ones(2))
 
         inputs = channels * (2 if log_pixels > 0 else 1) + cond_dim
         width, out_width, size = pack * inputs, base_channels, image_size
