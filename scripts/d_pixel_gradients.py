@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mmd_gradients import Loaded, load
+from mmd_gradients import Restored, restore
 
 from physgan.errors import PhysganError
 
@@ -38,11 +38,11 @@ def ring_index(size: int) -> np.ndarray:
     return np.digitize(np.hypot(yy - centre, xx - centre), RINGS[1:-1])
 
 
-def pixel_gradients(run: Loaded, samples: int, seed: int) -> dict[str, dict[str, list[float]]]:
+def pixel_gradients(run: Restored, samples: int, seed: int) -> dict[str, dict[str, list[float]]]:
     """Per class, per ring: ``lit_*`` share of lit pixels, ``grad_lit_*`` and ``grad_dark_*``
     mean d logit / d pixel over the lit and the dark pixels, for ``gen`` and ``real`` images
     (nan where a ring has none)."""
-    _, _, data, transform, state, _, _, _ = run
+    data, transform, state = run.data, run.transform, run.state
     if data.classes is None or len(data.sample_shape) != 3:
         raise SystemExit("d_pixel_gradients: needs a class-conditional jet-image run")
     G, D = state.generator.eval(), state.discriminator.eval()
@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     try:
-        run = load(args.run)
+        run = restore(args.run)
     except PhysganError as err:
         raise SystemExit(f"d_pixel_gradients: {err}") from None
     table = pixel_gradients(run, args.samples, args.seed)

@@ -52,6 +52,33 @@ from physgan.training.state import GANState
 from physgan.training.steps import BatchSampler
 
 
+class Restored(NamedTuple):
+    """A GAN run's last checkpoint loaded into its models (``state``), with its data."""
+
+    checkpoint: Path
+    config: Config
+    data: TrainingData
+    transform: Transform
+    cond_transform: Transform
+    runtime: Runtime
+    state: GANState
+
+
+def restore(run_dir: Path) -> Restored:
+    """A GAN run's models at its last checkpoint, and its training data."""
+    run = RunDir(run_dir)
+    config = parse_config(run.read_config())
+    if config.model.family != "gan":
+        raise SystemExit(f"{run_dir}: a {config.model.family} run has no adversarial loss")
+    data = load_data(config)
+    transform = fit_transform(config, data.x_train, is_cloud(data.sample_shape))
+    cond_transform = fit_cond_transform(config, data)
+    runtime = Runtime()
+    state = state_from_data(config, data, transform, cond_transform, runtime)
+    load_checkpoint(run.checkpoint, state)
+    return Restored(run.checkpoint, config, data, transform, cond_transform, runtime, state)
+
+
 class Loaded(NamedTuple):
     """A GAN run's last checkpoint (``state``), data and MMD terms, loaded once for every
     measurement."""
@@ -68,20 +95,10 @@ class Loaded(NamedTuple):
 
 def load(run_dir: Path, per_class: bool = False) -> Loaded:
     """A GAN run's last checkpoint and training data, with each MMD term at weight 1 alone."""
-    run = RunDir(run_dir)
-    config = parse_config(run.read_config())
-    if config.model.family != "gan":
-        raise SystemExit(f"{run_dir}: a {config.model.family} run has no adversarial loss")
-    data = load_data(config)
-    cloud = is_cloud(data.sample_shape)
-    names = ["mass"] if cloud else ["mass", "tau21", "pixel"]
+    checkpoint, config, data, transform, cond_transform, runtime, state = restore(run_dir)
+    names = ["mass"] if is_cloud(data.sample_shape) else ["mass", "tau21", "pixel"]
     overrides = [f"loss.{n}_mmd=1" for n in names] + [f"loss.mmd_per_class={per_class}"]
-    config = load_config(run.config, overrides)
-    transform = fit_transform(config, data.x_train, cloud)
-    cond_transform = fit_cond_transform(config, data)
-    runtime = Runtime()
-    state = state_from_data(config, data, transform, cond_transform, runtime)
-    load_checkpoint(run.checkpoint, state)
+    config = load_config(RunDir(run_dir).config, overrides)
     full = mmd_term(config, data.x_train, transform, runtime.device)
     assert full is not None  # every weight is 1
     last = ObservableMMD.FRACTIONS[-1]  # a term's bandwidths are its spread times FRACTIONS
@@ -90,7 +107,7 @@ def load(run_dir: Path, per_class: bool = False) -> Loaded:
         for _, f, widths in full.terms
     ]
     sample = real_batches(config, data, transform, cond_transform, runtime)
-    return Loaded(run.checkpoint, config, data, transform, state, names, terms, sample)
+    return Loaded(checkpoint, config, data, transform, state, names, terms, sample)
 
 
 def gradient_norms(run: Loaded, batches: int, seed: int) -> dict[str, dict[str, float]]:

@@ -44,7 +44,7 @@ def image_run(tiny_image_overrides, tmp_path_factory):
 
 @pytest.mark.parametrize("seed", [3, 11])
 def test_ring_means_equal_finite_differences_of_d(image_run, seed):
-    run = d_pixel_gradients.load(image_run)
+    run = d_pixel_gradients.restore(image_run)
     D = run.state.discriminator.eval()
     rng = np.random.default_rng(seed)
     x = rng.exponential(0.05, (6, 1, 25, 25)) * (rng.random((6, 1, 25, 25)) < 0.2)
@@ -77,7 +77,7 @@ def test_ring_means_equal_finite_differences_of_d(image_run, seed):
 
 
 def test_the_table_per_class_on_held_out_and_generated_images(image_run, tmp_path):
-    run = d_pixel_gradients.load(image_run)
+    run = d_pixel_gradients.restore(image_run)
     table = d_pixel_gradients.pixel_gradients(run, samples=3, seed=0)
     assert list(table) == ["W", "QCD"]
     rings = d_pixel_gradients.ring_index(25)
