@@ -62,12 +62,47 @@ def test_the_last_layer_sees_the_standardised_mass_and_tau21(seed):
     assert images.grad.abs().sum() > 0  # G learns through them: a gradient on the pixels
 
 
+def leaky(x: np.ndarray) -> np.ndarray:
+    return np.where(x > 0, x, 0.2 * x)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_the_observables_mlp_sees_the_standardised_values_and_the_class(seed):
+    torch.manual_seed(seed)
+    d = DCGANDiscriminator(
+        image_size=25, base_channels=4, cond_dim=2, observables=True, observables_hidden=5
+    )
+    train = sparse_images(seed, n=40)
+    d.set_observables(torch.tensor(train, dtype=torch.float64).float())
+    linear = d.head[1]
+    plain = DCGANDiscriminator(image_size=25, base_channels=4, cond_dim=2, observables=True)
+    assert linear.in_features == plain.head[1].in_features - 2 + 5  # in place of the 2 values
+    with torch.no_grad():  # only the MLP's features count
+        linear.weight[0, :-5] = 0.0
+    w = [p.detach().double().numpy() for p in d.observable_net.parameters()]
+    x = sparse_images(seed + 100)
+    cond = np.eye(2)[[0, 1, 0, 1, 1, 0]]
+    shift, scale = d.observable_shift.double().numpy(), d.observable_scale.double().numpy()
+    values = (np.stack([image_mass(x[:, 0]), image_tau21(x[:, 0])], 1) - shift) / scale
+    h = leaky(leaky(np.hstack([values, cond]) @ w[0].T + w[1]) @ w[2].T + w[3])
+    expected = h @ linear.weight[0, -5:].detach().double().numpy() + linear.bias.item()
+    images = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    logits = d(images, torch.tensor(cond, dtype=torch.float32))
+    np.testing.assert_allclose(logits.detach().numpy(), expected, rtol=1e-4, atol=1e-5)
+    logits.sum().backward()
+    assert images.grad.abs().sum() > 0
+    swapped = d(images, torch.tensor(cond[:, ::-1].copy(), dtype=torch.float32))
+    assert not torch.allclose(swapped, logits)  # the class enters the MLP
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"observables": True, "pack": 2}, "need one-channel images and pack 1"),
         ({"observables": True, "channels": 2}, "need one-channel images and pack 1"),
         ({"pixel_power": 0.0}, "pixel_power must be > 0, got 0.0"),
+        ({"observables_hidden": 8}, "observables_hidden needs observables: true"),
+        ({"observables": True, "observables_hidden": -1}, "observables_hidden must be an integer"),
     ],
 )
 def test_bad_settings_are_one_line_errors(kwargs, message):
@@ -75,17 +110,23 @@ def test_bad_settings_are_one_line_errors(kwargs, message):
         DCGANDiscriminator(image_size=25, **kwargs)
 
 
-def test_training_standardises_by_the_training_images(tiny_image_overrides, tmp_path):
+@pytest.mark.parametrize("hidden", [0, 8])
+def test_training_standardises_by_the_training_images(tiny_image_overrides, tmp_path, hidden):
     pytest.importorskip("pythia8mc")
-    overrides = [*tiny_image_overrides, "model.discriminator.observables=true"]
+    overrides = [
+        *tiny_image_overrides,
+        "model.discriminator.observables=true",
+        f"model.discriminator.observables_hidden={hidden}",
+    ]
     api.train("jet-images", tmp_path / "run", overrides=overrides, progress=False)
     run = RunDir(tmp_path / "run")
     data = load_data(parse_config(run.read_config()))
     x = Standardize.fit_scale(data.x_train).forward(data.x_train)[:, 0]  # transform: scale
     mass, tau21 = image_mass(x), image_tau21(x)
-    shift, scale = (
-        load_file(run.checkpoint)[f"discriminator.observable_{k}"] for k in ("shift", "scale")
-    )
+    tensors = load_file(run.checkpoint)
+    shift, scale = (tensors[f"discriminator.observable_{k}"] for k in ("shift", "scale"))
+    mlp = [k for k in tensors if k.startswith("discriminator.observable_net.")]
+    assert bool(mlp) == bool(hidden)
     np.testing.assert_allclose([shift[0], scale[0]], [mass.mean(), mass.std(ddof=1)], rtol=1e-4)
     # tau_21 in float32: the k-means may break a tie between two pixels the other way
     np.testing.assert_allclose([shift[1], scale[1]], [tau21.mean(), tau21.std(ddof=1)], rtol=2e-2)

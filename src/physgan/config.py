@@ -130,6 +130,7 @@ class DCGANDiscriminatorConfig(_Section):
     minibatch_std: bool = False
     log_pixels: Annotated[float, Field(ge=0)] = 0.0  # > 0: D also sees log(1 + x / log_pixels)
     observables: bool = False  # D's last layer also sees each image's mass and tau_21
+    observables_hidden: Annotated[int, Field(ge=0)] = 0  # > 0: via an MLP this wide, with class
 
 
 class LAGANGeneratorConfig(_Section):

@@ -221,6 +221,11 @@ class DCGANDiscriminator(nn.Module):
             the physics a convolution sees only through many pixels, and G gets their gradient
             (as CaloGAN's D gets its images' energies, Paganini et al. 2018,
             arXiv:1705.02355). One channel, ``pack`` 1.
+        observables_hidden: if > 0, the standardised mass and tau_21 and the condition pass
+            through two LeakyReLU layers of this width, whose features the last layer sees in
+            place of the two values: a linear last layer can only weigh an observable's mean,
+            this lets D find where, per class, the generated distribution differs. Needs
+            ``observables``.
         pixel_power: the power of the normalised pixels proportional to pT (2 for
             ``data.transform: sqrt``).
 
@@ -245,13 +250,16 @@ class DCGANDiscriminator(nn.Module):
         minibatch_std: bool = False,
         log_pixels: float = 0.0,
         observables: bool = False,
+        observables_hidden: int = 0,
         pixel_power: float = 1.0,
     ) -> None:
         super().__init__()
         check_positive(
             image_size=image_size, channels=channels, base_channels=base_channels, pack=pack
         )
-        check_non_negative(cond_dim=cond_dim)
+        check_non_negative(cond_dim=cond_dim, observables_hidden=observables_hidden)
+        if observables_hidden and not observables:
+            raise ConfigError("discriminator observables_hidden needs observables: true")
         if not log_pixels >= 0:
             raise ConfigError(f"log_pixels must be >= 0, got {log_pixels!r}")
         if not pixel_power > 0:
@@ -272,6 +280,17 @@ class DCGANDiscriminator(nn.Module):
         if observables:  # mass and tau_21: subtracted, then divided by (set_observables)
             self.register_buffer("observable_shift", torch.zeros(2))
             self.register_buffer("observable_scale", torch.ones(2))
+        self.observable_net = (
+            nn.Sequential(
+                nn.Linear(2 + cond_dim, observables_hidden),
+                nn.LeakyReLU(0.2),
+                nn.Linear(observables_hidden, observables_hidden),
+                nn.LeakyReLU(0.2),
+            )
+            if observables_hidden
+            else None
+        )
+        observable_width = (observables_hidden or 2) if observables else 0
 
         inputs = channels * (2 if log_pixels > 0 else 1) + cond_dim
         width, out_width, size = pack * inputs, base_channels, image_size
@@ -284,7 +303,7 @@ class DCGANDiscriminator(nn.Module):
             width, out_width, size = out_width, 2 * out_width, size // 2
         self.downsample = nn.Sequential(*blocks)
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear((width + int(minibatch_std)) * size**2 + 2 * observables, 1)
+            nn.Flatten(), nn.Linear((width + int(minibatch_std)) * size**2 + observable_width, 1)
         )
         self.apply(init_dcgan_weights)
         if spectral_norm:
@@ -313,11 +332,16 @@ class DCGANDiscriminator(nn.Module):
         if self.log_pixels > 0:
             # clamp: a linear-output G may emit small negative pixels early in training
             x = torch.cat([x, torch.log1p(x.clamp(min=0) / self.log_pixels)], dim=1)
-        x = with_cond_channels(x, check_cond(cond, self.cond_dim, x.shape[0]))
+        cond = check_cond(cond, self.cond_dim, x.shape[0])
+        x = with_cond_channels(x, cond)
         h = self.downsample(_nhwc(pack_batch(x, self.pack)))
         if self.minibatch_std:
             h = minibatch_std(h)
         if self.observables:
             values = (self.jet_observables(images) - self.observable_shift) / self.observable_scale
+            if self.observable_net is not None:
+                if cond is not None:
+                    values = torch.cat([values, cond], 1)
+                values = self.observable_net(values)
             h = torch.cat([h.flatten(1), values], 1)
         return self.head(h).squeeze(1)
