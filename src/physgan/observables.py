@@ -66,6 +66,32 @@ def pixel_log_pt(images: Tensor, points: int = 512) -> Tensor:
     return values[index]
 
 
+def _kmeans_axes(pt: Tensor, points: Tensor, iterations: int) -> list[tuple[Tensor, Tensor]]:
+    """The two tau_2 axes' pixels (n, P*P) at the last k-means step that gave each axis any
+    pT, and their seeds (n, 2): the brightest pixel and the one farthest from it in pT dR^2.
+    No gradient: which pixel joins which axis is a choice."""
+    eta, phi = points[:, 0], points[:, 1]
+
+    def squared(axis: Tensor) -> Tensor:
+        # The metrics' distance exactly (two squares added, then the root), so that ties go
+        # the same way; written out, as a reduction over an axis of 2 is slow on the CPU.
+        return (eta - axis[:, :1]) ** 2 + (phi - axis[:, 1:]) ** 2
+
+    first = points[pt.argmax(1)]
+    seeds = [first, points[(pt * squared(first)).argmax(1)]]  # (n, 2) each
+    axes = list(seeds)
+    masks = [torch.zeros_like(pt, dtype=torch.bool) for _ in axes]
+    for _ in range(iterations):
+        second = squared(axes[1]).sqrt() < squared(axes[0]).sqrt()  # a tie: the first (argmin)
+        for j, joined in enumerate((~second, second)):
+            w = pt * joined
+            total = w.sum(1, keepdim=True)
+            mean = (w @ points) / torch.where(total > 0, total, 1.0)
+            axes[j] = torch.where(total > 0, mean, axes[j])
+            masks[j] = torch.where(total > 0, joined, masks[j])
+    return list(zip(masks, seeds, strict=True))
+
+
 def image_tau21(images: Tensor, extent: float = 1.25, iterations: int = 10) -> Tensor:
     """tau_2 / tau_1 (beta = 1) of images (n, [1,] P, P) of pixel pT; 0 for an empty image.
 
@@ -78,19 +104,13 @@ def image_tau21(images: Tensor, extent: float = 1.25, iterations: int = 10) -> T
     points = torch.stack([eta, phi], dim=-1)  # (P*P, 2)
     centroid = (pt @ points) / pt.sum(1, keepdim=True).clamp_min(1e-12)
     tau1 = (pt * _root(((points[None] - centroid[:, None]) ** 2).sum(-1), 1e-16)).sum(1)
-    first = points[pt.argmax(1)]
-    d2 = ((points[None] - first[:, None]) ** 2).sum(-1)
-    axes = [first, points[(pt * d2).argmax(1)]]  # (n, 2) each
-    for _ in range(iterations):
-        # The metrics' distances exactly (not cdist's), so that ties go the same way.
-        dist = torch.stack([((points[None] - a[:, None]) ** 2).sum(-1).sqrt() for a in axes], -1)
-        nearest = dist.argmin(-1)  # (n, P*P)
-        moved = []
-        for j, axis in enumerate(axes):
-            w = pt * (nearest == j)
-            total = w.sum(1, keepdim=True)
-            mean = (w @ points) / torch.where(total > 0, total, 1.0)
-            moved.append(torch.where(total > 0, mean, axis))
-        axes = moved
+    axes = []
+    # With the assignment fixed, each axis is the pT-weighted mean of its pixels (with the
+    # gradient), or its seed pixel where it never had one: the k-means' last step exactly.
+    for mask, seed in _kmeans_axes(pt.detach(), points, iterations):
+        w = pt * mask
+        total = w.sum(1, keepdim=True)
+        mean = (w @ points) / torch.where(total > 0, total, 1.0)
+        axes.append(torch.where(mask.any(1, keepdim=True), mean, seed))
     dist = torch.stack([_root(((points[None] - a[:, None]) ** 2).sum(-1), 1e-16) for a in axes], -1)
     return (pt * dist.amin(-1)).sum(1) / tau1.clamp_min(1e-12)
