@@ -120,23 +120,26 @@ def image_tau21(images: np.ndarray, extent: float = 1.25, iterations: int = 10) 
     """
     eta, phi, pt = _pixels(images, extent)
     points = np.stack([eta, phi], axis=-1)  # (P*P, 2)
+
+    def squared(axis: np.ndarray) -> np.ndarray:
+        # dR^2 (n, P*P) of every pixel from axis (n, 2): written out, as np.linalg.norm over
+        # an axis of 2 is slow; the same two squares added, so the same floats.
+        return (eta - axis[:, :1]) ** 2 + (phi - axis[:, 1:]) ** 2
+
     total = pt.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         centroid = (pt @ points) / total[:, None]
-    tau1 = (pt * np.linalg.norm(points[None] - centroid[:, None], axis=-1)).sum(axis=1)
+    tau1 = (pt * np.sqrt(squared(centroid))).sum(axis=1)
 
     first = points[pt.argmax(axis=1)]
-    d2 = ((points[None] - first[:, None]) ** 2).sum(axis=-1)
-    axes = np.stack([first, points[(pt * d2).argmax(axis=1)]], axis=1)  # (n, 2, 2)
+    axes = [first, points[(pt * squared(first)).argmax(axis=1)]]  # (n, 2) each
     for _ in range(iterations):
-        dist = np.linalg.norm(points[None, :, None] - axes[:, None], axis=-1)  # (n, P*P, 2)
-        nearest = dist.argmin(axis=-1)
-        for j in range(2):
-            w = pt * (nearest == j)
+        second = np.sqrt(squared(axes[1])) < np.sqrt(squared(axes[0]))  # a tie: the first
+        for j, joined in enumerate((~second, second)):
+            w = pt * joined
             mass = w.sum(axis=1)
             moved = (w @ points) / np.where(mass > 0, mass, 1.0)[:, None]
-            axes[:, j] = np.where(mass[:, None] > 0, moved, axes[:, j])
-    dist = np.linalg.norm(points[None, :, None] - axes[:, None], axis=-1)
-    tau2 = (pt * dist.min(axis=-1)).sum(axis=1)
+            axes[j] = np.where(mass[:, None] > 0, moved, axes[j])
+    tau2 = (pt * np.sqrt(np.minimum(squared(axes[0]), squared(axes[1])))).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return tau2 / tau1  # the normalisation R sum pT cancels in the ratio
