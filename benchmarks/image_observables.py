@@ -1,6 +1,7 @@
 """Time of the differentiable jet-image observables (``physgan.observables``) at batch 64, beside
 a forward and backward pass of ``jet-images-cpu``'s discriminator: what the MMD terms and
-``model.discriminator.observables`` add to a training step.
+``model.discriminator.observables`` add to a training step; and the NumPy tau_21 that the
+metrics and the validation selection compute.
 
 Each is timed on the same sparse, GeV-like batch, forward alone (no gradient: D's step on real
 images) and forward with backward (G's step), interleaved ``--repeats`` times in one process;
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from _common import write_json
 from physgan import observables
 from physgan.config import load_config
+from physgan.data import images
 from physgan.training.builder import build_state
 
 BATCH = 64
@@ -40,6 +42,11 @@ def timed(
             with torch.no_grad():
                 fn(x)
     return (time.perf_counter() - start) / calls
+
+
+def numpy_tau21(x: torch.Tensor) -> torch.Tensor:
+    """The metric's tau_21 (:func:`physgan.data.images.image_tau21`) of the same batch."""
+    return torch.from_numpy(images.image_tau21(x.detach().numpy()[:, 0]))
 
 
 def main() -> None:
@@ -64,6 +71,7 @@ def main() -> None:
         "tau_21 forward": (observables.image_tau21, False),
         "tau_21 forward+backward": (observables.image_tau21, True),
         "pixel spectrum forward+backward": (observables.pixel_log_pt, True),
+        "tau_21 metric (NumPy, float64)": (numpy_tau21, False),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.repeats):
