@@ -66,6 +66,14 @@ def pixel_log_pt(images: Tensor, points: int = 512) -> Tensor:
     return values[index]
 
 
+def _weighted_mean(pt: Tensor, mask: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
+    """pT-weighted mean (n, 2) of the masked pixels' points, and their pT (n, 1); the mean is
+    the weighted sum where that pT is 0."""
+    w = pt * mask
+    total = w.sum(1, keepdim=True)
+    return (w @ points) / torch.where(total > 0, total, 1.0), total
+
+
 def _kmeans_axes(pt: Tensor, points: Tensor, iterations: int) -> list[tuple[Tensor, Tensor]]:
     """The two tau_2 axes' pixels (n, P*P) at the last k-means step that gave each axis any
     pT, and their seeds (n, 2): the brightest pixel and the one farthest from it in pT dR^2.
@@ -84,9 +92,7 @@ def _kmeans_axes(pt: Tensor, points: Tensor, iterations: int) -> list[tuple[Tens
     for _ in range(iterations):
         second = squared(axes[1]).sqrt() < squared(axes[0]).sqrt()  # a tie: the first (argmin)
         for j, joined in enumerate((~second, second)):
-            w = pt * joined
-            total = w.sum(1, keepdim=True)
-            mean = (w @ points) / torch.where(total > 0, total, 1.0)
+            mean, total = _weighted_mean(pt, joined, points)
             axes[j] = torch.where(total > 0, mean, axes[j])
             masks[j] = torch.where(total > 0, joined, masks[j])
     return list(zip(masks, seeds, strict=True))
@@ -108,9 +114,7 @@ def image_tau21(images: Tensor, extent: float = 1.25, iterations: int = 10) -> T
     # With the assignment fixed, each axis is the pT-weighted mean of its pixels (with the
     # gradient), or its seed pixel where it never had one: the k-means' last step exactly.
     for mask, seed in _kmeans_axes(pt.detach(), points, iterations):
-        w = pt * mask
-        total = w.sum(1, keepdim=True)
-        mean = (w @ points) / torch.where(total > 0, total, 1.0)
+        mean, _ = _weighted_mean(pt, mask, points)
         axes.append(torch.where(mask.any(1, keepdim=True), mean, seed))
     dist = torch.stack([_root(((points[None] - a[:, None]) ** 2).sum(-1), 1e-16) for a in axes], -1)
     return (pt * dist.amin(-1)).sum(1) / tau1.clamp_min(1e-12)
