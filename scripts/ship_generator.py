@@ -1,12 +1,14 @@
 """Ship a trained jet or jet-image run as ``pretrained:NAME``: its best generator and model card.
 
 Copies RUN's config, meta.json, transform.json and best.safetensors (the selected EMA generator,
-at most 2 MB) into ``src/physgan/generators/NAME/`` with, for jets, its training jets' support
-(``support.json``), and up to 20,000 of its training conditions (``conditions.npy``, for
-sampling without the data), then evaluates the shipped generator as a user would (``physgan
-evaluate pretrained:NAME --reference FILE -n N``) for each evaluation seed against samples it
-never saw, and writes CARD.md: the recipe, the data, the training steps and CPU hours, the
-metric table (mean and spread over the seeds) and the commands that measured it. Run:
+at most 2 MB) into ``src/physgan/generators/NAME/`` with, where the config samples by
+rejection, what scores it for that generator (``ratio.safetensors`` or the calibrated D,
+``calibrated.safetensors``), for jets its training jets' support (``support.json``), and up to
+20,000 of its training conditions (``conditions.npy``, for sampling without the data), then
+evaluates the shipped generator as a user would (``physgan evaluate pretrained:NAME
+--reference FILE -n N``) for each evaluation seed against samples it never saw, and writes
+CARD.md: the recipe, the data, the training steps and CPU hours, the metric table (mean and
+spread over the seeds) and the commands that measured it. Run:
 
     .venv/bin/python scripts/ship_generator.py RUN NAME --reference fresh.h5 --cpu-hours H
 
@@ -64,10 +66,19 @@ def copy_run(run_dir: Path, name: str) -> Path:
         raise SystemExit(f"{run_dir}: no best.safetensors (train with train.select_every)")
     if run.best.stat().st_size > MAX_BYTES:
         raise SystemExit(f"{run.best}: {run.best.stat().st_size} bytes, more than 2 MB")
+    sample = api.load_config(run.config).sample
+    files = [run.config, run.transform, run.best]
+    kept = run.ratio if sample.ratio == "observables" else run.calibrated
+    if sample.rejection and (sample.ratio == "observables" or sample.calibrate_steps):
+        # What rejection scores with, for the best generator: sampling once makes and keeps it.
+        api.sample(run_dir, 16, seed=0)
+        if read_weights(kept)[1]["step"] != read_weights(run.best)[1]["step"]:
+            raise SystemExit(f"{kept}: not made for the best generator")
+        files.append(kept)
     out = ROOT / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    for path in (run.config, run.transform, run.best):
+    for path in files:
         shutil.copy(path, out / path.name)
     meta = run.read_json(run.meta) | {"physgan_version": __version__}
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -258,7 +269,7 @@ def image_card(
 - Trained {trained:,} steps in {args.cpu_hours:g} CPU hours ({args.hardware}); the weights are
   the EMA generator at step {best["step"]:,}, where the validation score was best:
   {best["score"]:.2f} (W1 of {terms} over their floors, on held-out images of each class).
-- Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.
+- Weights: `best.safetensors`, {run.best.stat().st_size / 1024:.0f} KiB.{rejection_line(run)}
 
 ## Quality
 
@@ -287,6 +298,28 @@ Measured with:
 {run.config.read_text().rstrip()}
 ```
 """
+
+
+def rejection_line(run: RunDir) -> str:
+    """The card's line on rejection sampling, if the config samples that way."""
+    sample = api.load_config(run.config).sample
+    if not sample.rejection:
+        return ""
+    if sample.ratio == "observables":
+        kib = run.ratio.stat().st_size / 1024
+        how = f"""a classifier of each image's jet mass, tau_21, total pT, number of lit pixels and
+  quantiles of its pixels' log10 pT, trained on the training images against this generator's
+  (`physgan.image_ratio`, `ratio.safetensors`, {kib:.0f} KiB), and M its
+  {sample.cap_quantile:g} quantile on the first candidates"""
+    else:
+        kib = run.calibrated.stat().st_size / 1024
+        how = f"""the training run's D calibrated {sample.calibrate_steps:,} steps against this
+  generator (`calibrated.safetensors`, {kib:.0f} KiB), and M its
+  {sample.cap_quantile:g} quantile on the first candidates"""
+    return f"""
+- Sampling: rejection sampling (Azadi et al. 2019, arXiv:1810.06758), class by class: each
+  generated image is kept with probability min(1, exp(logit - M)), the logit that of {how}.
+  Every number below and the speed are of the images kept; `--no-rejection` samples G alone."""
 
 
 def main() -> None:

@@ -108,6 +108,43 @@ TINY_IMAGES = (
 
 
 @pytest.fixture(scope="session")
+def class_image_run():
+    """A function (root, sample) -> run directory: a class-conditional DCGAN trained 4 steps on
+    200 fake 9x9 images of two classes (200 more held out), with the ``sample`` settings."""
+
+    def train(root, sample):
+        from physgan import api
+
+        rng = np.random.default_rng(0)
+        images = rng.gamma(0.5, 20.0, (400, 1, 9, 9)) * (rng.random((400, 1, 9, 9)) < 0.3)
+        cond = np.eye(2)[np.arange(400) % 2]
+        path = root / "images.npz"
+        np.savez(path, x=images.astype(np.float32), cond=cond.astype(np.float32))
+        config = {
+            "data": {
+                "path": str(path),
+                "conditional": True,
+                "transform": "scale",
+                "holdout_fraction": 0.5,
+            },
+            "model": {
+                "generator": {
+                    "kind": "dcgan",
+                    "latent_dim": 4,
+                    "base_channels": 4,
+                    "output": "relu",
+                },
+                "discriminator": {"kind": "dcgan", "base_channels": 4},
+            },
+            "train": {"steps": 4, "batch_size": 16, "log_every": 2, "eval_samples": 16},
+            "sample": sample,
+        }
+        return api.train(config, root / "run").run_dir
+
+    return train
+
+
+@pytest.fixture(scope="session")
 def tiny_image_overrides():
     """:data:`TINY_IMAGES`: ``api.train("jet-images", out, overrides=...)`` in seconds."""
     return TINY_IMAGES

@@ -15,7 +15,7 @@ SRC = Path(__file__).parent.parent / "src" / "physgan"
 LAYERS = {
     0: {"version", "errors", "registry", "atomic", "progress", "pretrained"},
     1: {"divergences"},
-    2: {"models", "losses", "observables", "data", "metrics", "theory"},
+    2: {"models", "losses", "observables", "image_ratio", "data", "metrics", "theory"},
     3: {"config"},
     4: {
         "sampling",

@@ -1,5 +1,7 @@
 """Discriminator rejection sampling: the closed form in 1-D, and its use through the API."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from physgan.errors import ConfigError, DataError
 from physgan.generation import load_run, sample_run
 from physgan.losses import OBJECTIVES
 from physgan.sampling import calibrate_discriminator, rejection_sample
-from physgan.training.checkpoint import saved_modules
+from physgan.training.checkpoint import save_weights, saved_modules
 
 
 def test_exact_log_ratio_turns_the_proposal_into_the_target():
@@ -168,3 +170,130 @@ def test_calibration_turns_a_discriminator_into_the_log_density_ratio():
 
     x, _ = rejection_sample(lambda k: mixture(k, 0.8), calibrated, 20_000, generator=gen)
     assert float((x < 0).float().mean()) == pytest.approx(0.5, abs=0.02)
+
+
+class _ClassToyG(torch.nn.Module):
+    """1-D class-conditional proposal: N(-2, 0.3) with probability LEFT[class], else N(2, 0.3)."""
+
+    LEFT = torch.tensor([0.8, 0.5])
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # draw() reads the device from it
+
+    def sample_latent(self, n, *, generator=None):
+        return torch.randn(n, 2, generator=generator)
+
+    def forward(self, z, cond=None):
+        left = z[:, 0] < torch.special.ndtri(cond @ self.LEFT)
+        return (torch.where(left, -2.0, 2.0) + 0.3 * z[:, 1]).unsqueeze(1)
+
+
+class _ClassToyD(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1)
+        )
+
+    def forward(self, x, cond=None):
+        return self.net(torch.cat([x, cond], dim=1))
+
+
+def test_class_conditional_calibration_and_rejection_give_each_class_its_shares():
+    # Class 0: p_g 0.8 / 0.2 on the left / right mode, p_data 0.5 / 0.5; class 1: p_g 0.5 / 0.5,
+    # p_data 0.3 / 0.7. At D*(x, c) the logit is log(p_data(x | c) / p_g(x | c)) per class, and
+    # rejection class by class turns each proposal into its own class's data.
+    from types import SimpleNamespace
+
+    from physgan.generation import _discriminator_score, _generate_rejected
+
+    torch.manual_seed(7)
+    gen = torch.Generator().manual_seed(8)
+    G, D = _ClassToyG(), _ClassToyD()
+    data_left = torch.tensor([0.5, 0.3])
+    cond = torch.eye(2)[torch.arange(50_000) % 2]
+    left = torch.rand(50_000, generator=gen) < cond @ data_left
+    real = (torch.where(left, -2.0, 2.0) + 0.3 * torch.randn(50_000, generator=gen)).unsqueeze(1)
+    calibrated = calibrate_discriminator(
+        D,
+        lambda k, c: G(G.sample_latent(k, generator=gen), c),
+        real,
+        OBJECTIVES.get("nonsaturating").d_loss,
+        real_cond=cond,
+        steps=2_000,
+        batch_size=256,
+        lr=1e-2,
+        betas=(0.5, 0.999),
+        generator=gen,
+    )
+    with torch.no_grad():
+        logits = calibrated(
+            torch.tensor([[-2.0], [2.0], [-2.0], [2.0]]), torch.eye(2)[[0, 0, 1, 1]]
+        )
+    expected = np.log([0.5 / 0.8, 0.5 / 0.2, 0.3 / 0.5, 0.7 / 0.5])
+    np.testing.assert_allclose(logits.squeeze(1).numpy(), expected, atol=0.15)
+
+    config = SimpleNamespace(sample=SimpleNamespace(cap_quantile=1.0))
+    classes = np.arange(20_000) % 3 % 2  # unequal class counts, interleaved
+    net_cond = np.eye(2, dtype=np.float32)[classes]
+    x = _generate_rejected(config, G, _discriminator_score(calibrated), net_cond, 20_000, 4, (1,))
+    assert x.shape == (20_000, 1)
+    for c, share in enumerate(data_left.tolist()):
+        assert float((x[classes == c] < 0).mean()) == pytest.approx(share, abs=0.02)
+
+
+@pytest.fixture(scope="module")
+def class_images(tmp_path_factory, class_image_run):
+    """A class-conditional image run with rejection sampling by its calibrated D."""
+    root = tmp_path_factory.mktemp("class-rejection")
+    return class_image_run(root, {"rejection": True, "calibrate_steps": 6})
+
+
+def test_a_class_conditional_run_samples_by_rejection_class_by_class(class_images, tmp_path):
+    assert "calibrated" in saved_modules(class_images / "checkpoint.safetensors")
+    cond = np.eye(2, dtype=np.float32)[np.arange(300) % 3 % 2]
+    x = api.sample(class_images, 300, seed=3, cond=cond)
+    assert x.shape == (300, 1, 9, 9)
+    assert (x >= 0).all()
+    np.testing.assert_array_equal(api.sample(class_images, 300, seed=3, cond=cond), x)
+    assert not np.array_equal(api.sample(class_images, 300, seed=4, cond=cond), x)
+    plain = api.sample(class_images, 300, seed=3, cond=cond, rejection=False)
+    assert not np.array_equal(plain, x)
+    with pytest.raises(ConfigError, match="one-hot class conditions only"):
+        api.sample(class_images, 2, seed=3, cond=np.full((2, 2), 0.5, dtype=np.float32))
+
+    # Without the stored copy (a run that stopped early, or best weights), sampling calibrates
+    # once, keeps that D in calibrated.safetensors, and a directory holding only the sampling
+    # files (a shipped generator's) samples with it the same images.
+    run, loaded, meta, state = load_run(class_images)
+    state.calibrated = None
+    again = sample_run(run, loaded, meta, state, 300, 3, cond)
+    np.testing.assert_allclose(again, x, atol=1e-5)
+    assert (class_images / "calibrated.safetensors").is_file()
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.yaml", "meta.json", "transform.json", "calibrated.safetensors"):
+        shutil.copy(class_images / name, bare / name)
+    save_weights(bare / "best.safetensors", state.sampler, {"step": state.step})
+    assert load_run(bare)[3].calibrated is not None
+    np.testing.assert_allclose(api.sample(bare, 300, seed=3, cond=cond), x, atol=1e-5)
+
+    # The evaluation samples as the config does, with conditions drawn from the training data.
+    result = api.evaluate(class_images, n=40, seed=1, out=tmp_path / "ev")
+    assert result["rejection"] is True
+    assert 0.0 <= result["auc"]["value"] <= 1.0
+
+
+def test_rejection_by_d_is_refused_where_no_discriminator_ships(class_images, tmp_path):
+    # A directory of the generator alone (a shipped generator's files without a calibrated D):
+    # no D to score or calibrate with.
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.yaml", "meta.json", "transform.json"):
+        shutil.copy(class_images / name, bare / name)
+    state = load_run(class_images)[3]
+    save_weights(bare / "best.safetensors", state.sampler, {"step": state.step})
+    with pytest.raises(ConfigError, match="holds the generator alone"):
+        api.sample(bare, 10, seed=0)
+    assert api.sample(bare, 10, seed=0, rejection=False).shape == (10, 1, 9, 9)

@@ -336,6 +336,10 @@ class SampleConfig(_Section):
     # when training ends; the copy is kept in the checkpoint. At most train.steps: a short run
     # calibrates briefly.
     calibrate_steps: Annotated[int, Field(ge=0)] = 0
+    # What estimates log(p_data / p_g) for rejection: the GAN's D (calibrated as above), or,
+    # for jet images, a small classifier of their observables (physgan.image_ratio), fitted
+    # once per generator on the training images against as many generated ones.
+    ratio: Literal["discriminator", "observables"] = "discriminator"
     # Jacobian-based truncation (Tanielian et al. 2020, arXiv:2006.04596; physgan.truncation):
     # drop this fraction of the latent draws, those where ||dG/dz|| is largest, which G maps
     # between the modes. Unconditional MLP generators; before rejection when both are on.
@@ -422,7 +426,7 @@ class Config(_Section):
     def _rejection_needs_a_logit(self) -> Config:
         from physgan.losses import OBJECTIVES
 
-        if not self.sample.rejection:
+        if not self.sample.rejection or self.sample.ratio == "observables":
             return self
         objective = OBJECTIVES.get(self.loss.name) if self.loss.name in OBJECTIVES else None
         if objective is not None and not objective.probabilistic:

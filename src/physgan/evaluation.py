@@ -326,7 +326,7 @@ def evaluate_run(
     if data is not None and data.classes is not None and data.cond_holdout is not None:
         summary["classes"] = {}
         for index, name in enumerate(data.classes):
-            by_class = _evaluate_class(run, config, meta, state, data, index, n, seed)
+            by_class = _evaluate_class(run, config, meta, state, data, index, n, seed, rejection)
             summary["classes"][name] = by_class.metrics
             scored.rows += [replace(r, metric=f"{name}: {r.metric}") for r in by_class.rows]
             scored.figures += [(f"{name} jets: {c}", fig) for c, fig in by_class.figures]
@@ -397,9 +397,10 @@ def _evaluate_class(
     index: int,
     n: int,
     seed: int,
+    rejection: bool,
 ) -> Evaluation:
     """One class of a class-conditional run: samples generated with that class's one-hot
-    condition against the held-out samples of the class."""
+    condition (by rejection if ``rejection``) against the held-out samples of the class."""
     assert data.cond_holdout is not None  # the caller checks it
     real = data.x_holdout[data.cond_holdout.argmax(axis=1) == index]
     n_class = min(n, len(real) // 2)
@@ -407,7 +408,7 @@ def _evaluate_class(
         raise DataError(f"{run.root}: the holdout has too few samples of class {index}")
     cond = np.zeros((n_class, data.cond_dim), dtype=np.float32)
     cond[:, index] = 1.0
-    generated = sample_run(run, config, meta, state, n_class, seed, cond, False)
+    generated = sample_run(run, config, meta, state, n_class, seed, cond, rejection, data)
     return evaluate_samples(real, generated, seed=seed)
 
 

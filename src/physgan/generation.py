@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -19,12 +20,18 @@ from physgan.data.datasets import TrainingData, class_names
 from physgan.data.jets import canonical_cloud, is_cloud, sort_by_pt
 from physgan.data.transforms import Identity, ParticleStandardize, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
+from physgan.image_ratio import ObservableRatio, fit_observable_ratio, image_observables
 from physgan.metrics.support import support_features
 from physgan.models.draw import CHUNK, draw
 from physgan.sampling import rejection_sample
 from physgan.training.builder import build_state, load_data
 from physgan.training.calibration import calibrated_discriminator, calibration_steps
-from physgan.training.checkpoint import load_checkpoint, load_weights, saved_modules
+from physgan.training.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    save_weights,
+    saved_modules,
+)
 from physgan.training.rundir import RunDir
 from physgan.training.seeding import Stream, derive_seed
 from physgan.training.state import GANState, TrainingState
@@ -41,6 +48,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_REJECT_FLOATS = 1 << 24  # sample floats per round of class-by-class rejection (64 MiB)
+_BURN_IN = 4096  # fewest candidates per round, the first of which set the cap
 
 
 class LoadedRun(NamedTuple):
@@ -92,7 +102,22 @@ def load_run(
         state.step = load_weights(run.best, state.sampler)["step"]
         if isinstance(state, GANState):
             state.calibrated = None  # calibrated for the last generator, not this one
+    if isinstance(state, GANState) and state.calibrated is None:
+        state.calibrated = _stored_calibration(run, config, state)
     return LoadedRun(run, config, meta, state)
+
+
+def _stored_calibration(run: RunDir, config: Config, state: GANState) -> nn.Module | None:
+    """The D in ``RUN/calibrated.safetensors`` if it was calibrated for this generator's step
+    with these settings (sampling writes it after calibrating; a shipped generator ships it)."""
+    steps = calibration_steps(config, state.step)
+    if not (steps and run.calibrated.is_file()):
+        return None
+    D = copy.deepcopy(state.discriminator)
+    saved = load_weights(run.calibrated, D)
+    if (saved.get("step"), saved.get("calibrate_steps")) != (state.step, steps):
+        return None
+    return D.eval()
 
 
 @torch.no_grad()
@@ -101,25 +126,128 @@ def generate(model: nn.Module, n: int, cond: np.ndarray | None, seed: int) -> np
     return draw(model, n, cond, torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE)))
 
 
+Score = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+
 def _generate_rejected(
-    config: Config, state: GANState, x_train: np.ndarray | None, n: int, seed: int
+    config: Config,
+    G: nn.Module,
+    score: Score,
+    net_cond: np.ndarray | None,
+    n: int,
+    seed: int,
+    sample_shape: tuple[int, ...],
 ) -> np.ndarray:
-    D = state.calibrated
-    if D is None:  # stored by training; absent if it stopped early or predates storing it
-        D = calibrated_discriminator(config, state, x_train)
-    G = state.sampler.eval()
+    """``n`` samples of G by rejection with ``score(x, cond)``, an estimate of log(p_data /
+    p_g) of candidates x in network units (cond: one condition row, or None). A
+    class-conditional run is sampled class by class: each row of ``net_cond`` gets a sample
+    drawn and accepted with its own one-hot condition and that class's cap."""
+    G = G.eval()
     gen = torch.Generator().manual_seed(derive_seed(seed, Stream.REJECT))
-    propose = _proposal(config, G, gen)
-    with torch.no_grad():
+    if net_cond is None:
         x, _ = rejection_sample(
-            propose,
-            D,
+            _proposal(config, G, gen),
+            lambda x: score(x, None),
             n,
             generator=gen,
             cap_quantile=config.sample.cap_quantile,
             chunk=CHUNK,
         )
-    return x.numpy()
+        return x.numpy()
+    out: np.ndarray | None = None
+    largest = max(_BURN_IN, _REJECT_FLOATS // math.prod(sample_shape))
+    for row in np.unique(net_cond, axis=0):
+        where = np.flatnonzero((net_cond == row).all(axis=1))
+        c = torch.as_tensor(row)
+        # Rounds of as many candidates as the class asks for: at least a burn-in's worth for
+        # the cap, at most 64 MiB of samples.
+        chunk = min(CHUNK, largest, max(_BURN_IN, len(where)))
+        x, rate = rejection_sample(
+            lambda k, c=c: torch.from_numpy(draw(G, k, c.expand(k, -1), gen)),
+            lambda x, c=c: score(x, c),
+            len(where),
+            generator=gen,
+            cap_quantile=config.sample.cap_quantile,
+            chunk=chunk,
+        )
+        log.info("rejection sampling, condition %s: acceptance %.3f", row.tolist(), rate)
+        if out is None:
+            out = np.empty((n, *x.shape[1:]), dtype=np.float32)
+        out[where] = x.numpy()
+    assert out is not None  # net_cond has n >= 1 rows
+    return out
+
+
+def _discriminator_score(D: nn.Module, rows: int = 1024) -> Score:
+    """``score(x, cond)``: D's logits of ``x``, all at once without a condition, else with
+    the one condition row ``cond`` in passes of ``rows`` samples."""
+
+    @torch.no_grad()
+    def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        if cond is None:
+            return D(x)
+        return torch.cat(
+            [D(part, cond.expand(len(part), -1)).reshape(-1) for part in x.split(rows)]
+        )
+
+    return score
+
+
+def _weights_step(path: Path, module: nn.Module) -> int | None:
+    """The step of a kept file of weights, loaded into ``module``; None if they do not fit it
+    (written for other observables), so that they are made again."""
+    try:
+        return load_weights(path, module).get("step")
+    except CheckpointError:
+        return None
+
+
+def _observables_score(ratio: ObservableRatio, transform: Any) -> Score:
+    """``score(x, cond)``: the observables' log-ratio of ``x`` (network units) as images in
+    GeV, with the one condition row ``cond`` (or none)."""
+
+    @torch.no_grad()
+    def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        features = torch.from_numpy(image_observables(_physical(transform, x.numpy())))
+        return ratio(features, None if cond is None else cond.expand(len(x), -1))
+
+    return score
+
+
+def _observable_ratio(
+    run: RunDir,
+    config: Config,
+    meta: dict[str, Any],
+    state: TrainingState,
+    data: TrainingData | None,
+    transform: Any,
+) -> ObservableRatio:
+    """The observables' ratio for this generator: ``RUN/ratio.safetensors`` if fitted for its
+    step, else fitted now on the training images against as many generated with their classes
+    (seeded by the run's seed) and kept in the run (not in a shipped one)."""
+    if len(meta["sample_shape"]) != 3:
+        raise ConfigError("sample.ratio: observables is for jet images (n, 1, P, P) only")
+    ratio = ObservableRatio(int(meta["cond_dim"]))
+    if run.ratio.is_file() and _weights_step(run.ratio, ratio) == state.step:
+        return ratio.eval()
+    if run.shipped:
+        raise ConfigError(f"{run.root}: ships no ratio.safetensors to sample by rejection with")
+    data = data if data is not None else load_data(config)
+    cond = None
+    if data.cond_train is not None:
+        cond = cond_transform_of(meta).forward(data.cond_train).astype(np.float32)
+    seed = derive_seed(config.seed, Stream.RATIO)
+    fake = _physical(transform, generate(state.sampler, len(data.x_train), cond, seed))
+    real = image_observables(data.x_train)
+    ratio = fit_observable_ratio(real, image_observables(fake), cond, seed=seed)
+    if not run.shipped:
+        save_weights(run.ratio, ratio, {"step": state.step})
+    return ratio
+
+
+def _one_hot(cond: np.ndarray) -> bool:
+    """Whether each row of ``cond`` is a one-hot class label."""
+    return bool(np.isin(cond, (0.0, 1.0)).all() and (cond.sum(axis=1) == 1).all())
 
 
 def _proposal(config: Config, G: nn.Module, gen: torch.Generator) -> Callable[[int], torch.Tensor]:
@@ -161,21 +289,45 @@ def sample_with_conditions(
     if rejection is None:
         rejection = config.sample.rejection
     transform = transform_from_dict(run.read_json(run.transform))
-    used = net_cond = None
+    used = _conditions(run, config, meta, cond, n, seed, data)
+    net_cond = None
+    if used is not None:
+        net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
     if rejection:
-        if meta["cond_dim"] or cond is not None:
-            raise ConfigError("sample.rejection: supported for unconditional runs only")
+        if net_cond is not None and not _one_hot(net_cond):
+            raise ConfigError(
+                "sample.rejection: supported for unconditional runs and one-hot class "
+                "conditions only"
+            )
         if not config.sample.rejection:  # asked for by argument: check the config allows it
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
-        x_train = None
-        calibrates = calibration_steps(config, state.step) > 0
-        if calibrates and getattr(state, "calibrated", None) is None:
-            x_train = transform.forward((data if data is not None else load_data(config)).x_train)
-        x_norm = _generate_rejected(config, state, x_train, n, seed)
+        assert isinstance(state, GANState)  # the config check above refuses other families
+        if config.sample.ratio == "observables":
+            ratio = _observable_ratio(run, config, meta, state, data, transform)
+            score = _observables_score(ratio, transform)
+        else:
+            if state.calibrated is None and not run.checkpoint.is_file():
+                raise ConfigError(
+                    f"{run.root}: rejection by the discriminator needs it, and this directory "
+                    "holds the generator alone"
+                )
+            steps = calibration_steps(config, state.step)
+            if steps and state.calibrated is None:
+                data = data if data is not None else load_data(config)
+                cond_train = None
+                if data.cond_train is not None:
+                    cond_train = cond_transform_of(meta).forward(data.cond_train)
+                    cond_train = cond_train.astype(np.float32)
+                x_train = transform.forward(data.x_train)
+                state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
+                if not run.shipped:  # kept for the next sampling of this generator
+                    meta_out = {"step": state.step, "calibrate_steps": steps}
+                    save_weights(run.calibrated, state.calibrated, meta_out)
+            D = state.calibrated if state.calibrated is not None else state.discriminator
+            score = _discriminator_score(D.eval())
+        shape = tuple(meta["sample_shape"])
+        x_norm = _generate_rejected(config, state.sampler, score, net_cond, n, seed, shape)
     else:
-        used = _conditions(run, config, meta, cond, n, seed, data)
-        if used is not None:
-            net_cond = cond_transform_of(meta).forward(used).astype(np.float32)
         if config.sample.truncation:  # the config allows it for unconditional runs only
             gen = torch.Generator().manual_seed(derive_seed(seed, Stream.SAMPLE))
             G = state.sampler.eval()

@@ -80,10 +80,11 @@ def rejection_sample(
 
 def calibrate_discriminator(
     discriminator: nn.Module,
-    propose: Callable[[int], Tensor],
+    propose: Callable[..., Tensor],
     real: Tensor,
     d_loss: Callable[[Tensor, Tensor], Tensor],
     *,
+    real_cond: Tensor | None = None,
     steps: int,
     batch_size: int,
     lr: float,
@@ -92,6 +93,8 @@ def calibrate_discriminator(
 ) -> nn.Module:
     """A copy of ``discriminator`` trained ``steps`` Adam steps on ``d_loss(D(real), D(fake))``,
     fake = ``propose(batch_size)`` (the fixed generator), in eval mode on ``real``'s device.
+    With ``real_cond`` (the real samples' conditions, (n, cond_dim)) D scores each batch with
+    its conditions and the fakes are ``propose(batch_size, cond)``, made with the same ones.
 
     The learning rate decays linearly from ``lr`` to 0 so that D settles at the optimum for this
     generator instead of oscillating around it: without the decay the logits' per-mode offsets
@@ -104,10 +107,17 @@ def calibrate_discriminator(
     for i in range(steps):
         for group in opt.param_groups:
             group["lr"] = lr * (1 - i / steps)
-        batch = real[torch.randint(real.shape[0], (batch_size,), generator=generator)]
-        with torch.no_grad():
-            fake = propose(batch_size)
-        loss = d_loss(D(batch), D(fake))
+        rows = torch.randint(real.shape[0], (batch_size,), generator=generator)
+        batch = real[rows]
+        if real_cond is None:
+            with torch.no_grad():
+                fake = propose(batch_size)
+            loss = d_loss(D(batch), D(fake))
+        else:
+            cond = real_cond[rows]
+            with torch.no_grad():
+                fake = propose(batch_size, cond)
+            loss = d_loss(D(batch, cond), D(fake, cond))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

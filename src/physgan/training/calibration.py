@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from physgan.config import Config, parse_config
-from physgan.data.transforms import Transform
 from physgan.losses import OBJECTIVES
 from physgan.sampling import calibrate_discriminator
 from physgan.training.checkpoint import save_checkpoint
@@ -32,10 +31,14 @@ def calibration_steps(config: Config, step: int) -> int:
 
 
 def calibrated_discriminator(
-    config: Config, state: GANState, x_train: np.ndarray | None
+    config: Config,
+    state: GANState,
+    x_train: np.ndarray | None,
+    cond_train: np.ndarray | None = None,
 ) -> nn.Module:
     """A copy of D calibrated against the fixed sampler (see :func:`calibration_steps`), on
-    the CPU and seeded by the run's seed (so the same whenever it is made); D itself, without."""
+    the CPU and seeded by the run's seed (so the same whenever it is made); D itself, without.
+    ``x_train`` and ``cond_train`` (a conditional run's) are in the networks' units."""
     steps = calibration_steps(config, state.step)
     if not steps or x_train is None:
         return state.discriminator.eval()
@@ -44,9 +47,10 @@ def calibrated_discriminator(
     gen = torch.Generator().manual_seed(derive_seed(config.seed, Stream.CALIBRATE))
     return calibrate_discriminator(
         state.discriminator,
-        lambda k: G(G.sample_latent(k, generator=gen)),
+        lambda k, cond=None: G(G.sample_latent(k, generator=gen), cond),
         torch.as_tensor(x_train, dtype=torch.float32),
         OBJECTIVES.get(config.loss.name).d_loss,
+        real_cond=None if cond_train is None else torch.as_tensor(cond_train, dtype=torch.float32),
         steps=steps,
         batch_size=t.batch_size,
         lr=t.lr_d,
@@ -60,15 +64,16 @@ def store_calibrated(
     state: TrainingState,
     run: RunDir,
     x_train: np.ndarray,
-    transform: Transform,
+    cond_train: np.ndarray | None = None,
 ) -> None:
     """Calibrate D for rejection sampling once, when training has ended, and keep the copy in
     the final checkpoint (with the ``calibrate_steps`` it took), so sampling need not repeat it.
+    ``x_train``, ``cond_train``: the training samples and (one-hot) conditions in network units.
     The sampling settings are those of the run's config.yaml (a resume may not change them)."""
     config = config.model_copy(update={"sample": parse_config(run.read_config()).sample})
     steps = calibration_steps(config, state.step)
     if not (isinstance(state, GANState) and config.sample.rejection and steps):
         return
     log.info("calibrating D for rejection sampling: %d steps", steps)
-    state.calibrated = calibrated_discriminator(config, state, transform.forward(x_train))
+    state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
     save_checkpoint(run.checkpoint, state, {"calibrate_steps": steps})

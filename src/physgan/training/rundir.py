@@ -5,7 +5,9 @@
 ``train.select_every`` ``best.safetensors`` (the best-scored sampling generator), with
 ``data.condition_on`` ``conditions.npy`` (the training jets' conditions, which sampling draws
 from), for jets ``support.json`` (the training jets' range of each support feature, see
-:mod:`physgan.metrics.support`) and, after ``evaluate``, ``metrics.json``. Every file is
+:mod:`physgan.metrics.support`), after ``evaluate``, ``metrics.json``, and after rejection
+sampling with a D calibrated at sampling time, ``calibrated.safetensors`` (that D, for the
+generator of its step), or with ``sample.ratio: observables``, ``ratio.safetensors``. Every file is
 written through a temporary file and a rename. Reading checks what is read: a run of another
 physgan version, a config the schema refuses, and malformed ``meta.json`` or ``transform.json``
 are each one line naming the file.
@@ -48,6 +50,8 @@ class RunDir:
         self.metrics = self.root / "metrics.jsonl"
         self.checkpoint = self.root / "checkpoint.safetensors"
         self.best = self.root / "best.safetensors"
+        self.calibrated = self.root / "calibrated.safetensors"
+        self.ratio = self.root / "ratio.safetensors"
         self.conditions = self.root / "conditions.npy"
         self.support = self.root / "support.json"
         self.evaluation = self.root / "metrics.json"

@@ -21,6 +21,7 @@ class Stream(IntEnum):
     CALIBRATE = 6  # calibrating D for rejection sampling
     SELECT = 7  # model selection: the held-out split and the latent draws it scores
     SUPPORT = 8  # draws again of generated jets outside the training support
+    RATIO = 9  # fitting the observables' ratio for rejection sampling (images)
 
 
 def derive_seed(*keys: int) -> int:

@@ -255,8 +255,10 @@ def run_training(
                     raise _diverged(err, run, checkpointer.saved_at, rollbacks) from None
                 rollbacks += 1
                 _roll_back(state, run, str(err), lead)
-        if lead and not stopped() and state.step == t.steps and not data.cond_dim:
-            store_calibrated(config, state, run, data.x_train, transform)
+        if lead and not stopped() and state.step == t.steps and not config.data.condition_on:
+            cond = data.cond_train
+            cond_train = None if cond is None else cond_transform.forward(cond).astype("float32")
+            store_calibrated(config, state, run, transform.forward(data.x_train), cond_train)
     return TrainResult(run.root, state.step, logger.latest, stopped.signal)
 
 
