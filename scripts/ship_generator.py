@@ -307,15 +307,16 @@ def rejection_line(run: RunDir) -> str:
         return ""
     if sample.ratio == "observables":
         kib = run.ratio.stat().st_size / 1024
-        how = f"""a classifier of each image's jet mass, tau_21, total pT, number of lit pixels and
-  quantiles of its pixels' log10 pT, trained on the training images against this generator's
-  (`physgan.image_ratio`, `ratio.safetensors`, {kib:.0f} KiB), and M its
-  {sample.cap_quantile:g} quantile on the first candidates"""
+        how = f"""a classifier of each image's
+  jet mass, tau_21, total pT and lit pixels in seven bins of log10 pT, trained on the training
+  images against this generator's (`physgan.image_ratio`, `ratio.safetensors`, {kib:.0f} KiB),
+  and M its {sample.cap_quantile:g} quantile on the first candidates"""
     else:
         kib = run.calibrated.stat().st_size / 1024
-        how = f"""the training run's D calibrated {sample.calibrate_steps:,} steps against this
-  generator (`calibrated.safetensors`, {kib:.0f} KiB), and M its
-  {sample.cap_quantile:g} quantile on the first candidates"""
+        how = f"""the training
+  run's D calibrated {sample.calibrate_steps:,} steps against this generator
+  (`calibrated.safetensors`, {kib:.0f} KiB), and M its {sample.cap_quantile:g} quantile on the
+  first candidates"""
     return f"""
 - Sampling: rejection sampling (Azadi et al. 2019, arXiv:1810.06758), class by class: each
   generated image is kept with probability min(1, exp(logit - M)), the logit that of {how}.

@@ -141,3 +141,16 @@ def test_a_bad_output_is_refused_before_anything_is_loaded(tmp_path):
     with pytest.raises(DataError, match="unsupported output format"):
         api.sample("pretrained:nope", 5, out=tmp_path / "jets.csv")  # not the name's error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_shipped_jet_image_generator_samples_by_rejection_with_its_ratio():
+    folder = pretrained_dir(PREFIX + "jet-images")
+    assert (folder / "ratio.safetensors").is_file()  # fitted for its generator, not again here
+    sample = api.load_config(folder / "config.yaml").sample
+    assert sample.rejection
+    assert sample.ratio == "observables"
+    cond = {"class": "W"}
+    kept = api.sample(PREFIX + "jet-images", 100, seed=1, cond=cond)
+    alone = api.sample(PREFIX + "jet-images", 100, seed=1, cond=cond, rejection=False)
+    assert kept.shape == alone.shape == (100, 1, 25, 25)
+    assert not np.array_equal(kept, alone)
