@@ -240,9 +240,42 @@ def _observable_ratio(
     fake = _physical(transform, generate(state.sampler, len(data.x_train), cond, seed))
     real = image_observables(data.x_train)
     ratio = fit_observable_ratio(real, image_observables(fake), cond, seed=seed)
-    if not run.shipped:
-        save_weights(run.ratio, ratio, {"step": state.step})
+    save_weights(run.ratio, ratio, {"step": state.step})
     return ratio
+
+
+def _rejection_score(
+    run: RunDir,
+    config: Config,
+    meta: dict[str, Any],
+    state: GANState,
+    data: TrainingData | None,
+    transform: Any,
+) -> Score:
+    """What rejection scores candidates with: the observables' ratio, or D (calibrated now,
+    and kept in the run, if it has no calibrated copy for this generator)."""
+    if config.sample.ratio == "observables":
+        return _observables_score(
+            _observable_ratio(run, config, meta, state, data, transform), transform
+        )
+    if state.calibrated is None and not run.checkpoint.is_file():
+        raise ConfigError(
+            f"{run.root}: rejection by the discriminator needs it, and this directory "
+            "holds the generator alone"
+        )
+    steps = calibration_steps(config, state.step)
+    if steps and state.calibrated is None:
+        data = data if data is not None else load_data(config)
+        cond_train = None
+        if data.cond_train is not None:
+            cond_train = cond_transform_of(meta).forward(data.cond_train).astype(np.float32)
+        x_train = transform.forward(data.x_train)
+        state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
+        if not run.shipped:  # kept for the next sampling of this generator
+            meta_out = {"step": state.step, "calibrate_steps": steps}
+            save_weights(run.calibrated, state.calibrated, meta_out)
+    D = state.calibrated if state.calibrated is not None else state.discriminator
+    return _discriminator_score(D.eval())
 
 
 def _one_hot(cond: np.ndarray) -> bool:
@@ -302,29 +335,7 @@ def sample_with_conditions(
         if not config.sample.rejection:  # asked for by argument: check the config allows it
             parse_config({**config.to_dict(), "sample": {"rejection": True}})
         assert isinstance(state, GANState)  # the config check above refuses other families
-        if config.sample.ratio == "observables":
-            ratio = _observable_ratio(run, config, meta, state, data, transform)
-            score = _observables_score(ratio, transform)
-        else:
-            if state.calibrated is None and not run.checkpoint.is_file():
-                raise ConfigError(
-                    f"{run.root}: rejection by the discriminator needs it, and this directory "
-                    "holds the generator alone"
-                )
-            steps = calibration_steps(config, state.step)
-            if steps and state.calibrated is None:
-                data = data if data is not None else load_data(config)
-                cond_train = None
-                if data.cond_train is not None:
-                    cond_train = cond_transform_of(meta).forward(data.cond_train)
-                    cond_train = cond_train.astype(np.float32)
-                x_train = transform.forward(data.x_train)
-                state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
-                if not run.shipped:  # kept for the next sampling of this generator
-                    meta_out = {"step": state.step, "calibrate_steps": steps}
-                    save_weights(run.calibrated, state.calibrated, meta_out)
-            D = state.calibrated if state.calibrated is not None else state.discriminator
-            score = _discriminator_score(D.eval())
+        score = _rejection_score(run, config, meta, state, data, transform)
         shape = tuple(meta["sample_shape"])
         x_norm = _generate_rejected(config, state.sampler, score, net_cond, n, seed, shape)
     else:

@@ -72,7 +72,8 @@ def store_calibrated(
     The sampling settings are those of the run's config.yaml (a resume may not change them)."""
     config = config.model_copy(update={"sample": parse_config(run.read_config()).sample})
     steps = calibration_steps(config, state.step)
-    if not (isinstance(state, GANState) and config.sample.rejection and steps):
+    by_d = config.sample.rejection and config.sample.ratio == "discriminator"
+    if not (isinstance(state, GANState) and by_d and steps):
         return
     log.info("calibrating D for rejection sampling: %d steps", steps)
     state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
