@@ -233,9 +233,7 @@ def _observable_ratio(
     if run.shipped:
         raise ConfigError(f"{run.root}: ships no ratio.safetensors to sample by rejection with")
     data = data if data is not None else load_data(config)
-    cond = None
-    if data.cond_train is not None:
-        cond = cond_transform_of(meta).forward(data.cond_train).astype(np.float32)
+    cond = _net_cond_train(meta, data)
     seed = derive_seed(config.seed, Stream.RATIO)
     fake = _physical(transform, generate(state.sampler, len(data.x_train), cond, seed))
     real = image_observables(data.x_train)
@@ -266,16 +264,20 @@ def _rejection_score(
     steps = calibration_steps(config, state.step)
     if steps and state.calibrated is None:
         data = data if data is not None else load_data(config)
-        cond_train = None
-        if data.cond_train is not None:
-            cond_train = cond_transform_of(meta).forward(data.cond_train).astype(np.float32)
-        x_train = transform.forward(data.x_train)
+        x_train, cond_train = transform.forward(data.x_train), _net_cond_train(meta, data)
         state.calibrated = calibrated_discriminator(config, state, x_train, cond_train)
         if not run.shipped:  # kept for the next sampling of this generator
             meta_out = {"step": state.step, "calibrate_steps": steps}
             save_weights(run.calibrated, state.calibrated, meta_out)
     D = state.calibrated if state.calibrated is not None else state.discriminator
     return _discriminator_score(D.eval())
+
+
+def _net_cond_train(meta: dict[str, Any], data: TrainingData) -> np.ndarray | None:
+    """The training data's conditions as the networks see them (None if unconditional)."""
+    if data.cond_train is None:
+        return None
+    return cond_transform_of(meta).forward(data.cond_train).astype(np.float32)
 
 
 def _one_hot(cond: np.ndarray) -> bool:
