@@ -14,7 +14,7 @@ SRC = Path(__file__).parent.parent / "src" / "physgan"
 # The layer of each top-level module or subpackage: a module imports its own layer or lower ones.
 LAYERS = {
     0: {"version", "errors", "registry", "atomic", "progress", "pretrained"},
-    1: {"divergences"},
+    1: {"divergences", "settle"},
     2: {"models", "losses", "observables", "image_ratio", "data", "metrics", "theory"},
     3: {"config"},
     4: {

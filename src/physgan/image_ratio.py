@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from physgan.data.images import image_mass, image_tau21
+from physgan.settle import settle
 
 __all__ = ["OBSERVABLES", "ObservableRatio", "fit_observable_ratio", "image_observables"]
 
@@ -113,16 +114,13 @@ def fit_observable_ratio(
     model.std.copy_(torch.sqrt(torch.nanmean((r - model.mean) ** 2, dim=0)).clamp(min=1e-6))
     c = None if cond is None else torch.as_tensor(cond, dtype=torch.float32)
     labels = torch.cat([torch.ones(batch_size // 2), torch.zeros(batch_size // 2)])
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.BCEWithLogitsLoss()
-    for i in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * (1 - i / steps)
+
+    def batch_loss() -> Tensor:
         a = torch.randint(len(r), (batch_size // 2,), generator=gen)
         b = torch.randint(len(g), (batch_size // 2,), generator=gen)
         both = None if c is None else torch.cat([c[a], c[b]])
-        loss = loss_fn(model(torch.cat([r[a], g[b]]), both), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        return loss_fn(model(torch.cat([r[a], g[b]]), both), labels)
+
+    settle(model, batch_loss, steps=steps, lr=lr)
     return model.eval()

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from physgan.errors import DataError
+from physgan.settle import settle
 
 __all__ = ["calibrate_discriminator", "rejection_sample"]
 
@@ -103,22 +104,18 @@ def calibrate_discriminator(
     Real batches and the fakes' latents come from ``generator``; the original is not changed.
     """
     D = copy.deepcopy(discriminator).to(real.device).train()
-    opt = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
-    for i in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = lr * (1 - i / steps)
+
+    def batch_loss() -> Tensor:
         rows = torch.randint(real.shape[0], (batch_size,), generator=generator)
         batch = real[rows]
         if real_cond is None:
             with torch.no_grad():
                 fake = propose(batch_size)
-            loss = d_loss(D(batch), D(fake))
-        else:
-            cond = real_cond[rows]
-            with torch.no_grad():
-                fake = propose(batch_size, cond)
-            loss = d_loss(D(batch, cond), D(fake, cond))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            return d_loss(D(batch), D(fake))
+        cond = real_cond[rows]
+        with torch.no_grad():
+            fake = propose(batch_size, cond)
+        return d_loss(D(batch, cond), D(fake, cond))
+
+    settle(D, batch_loss, steps=steps, lr=lr, betas=betas)
     return D.eval()
