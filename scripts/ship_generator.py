@@ -307,19 +307,20 @@ def rejection_line(run: RunDir) -> str:
         return ""
     if sample.ratio == "observables":
         kib = run.ratio.stat().st_size / 1024
-        how = f"""a classifier of each image's
-  jet mass, tau_21, total pT and lit pixels in seven bins of log10 pT, trained on the training
-  images against this generator's (`physgan.image_ratio`, `ratio.safetensors`, {kib:.0f} KiB),
-  and M its {sample.cap_quantile:g} quantile on the first candidates"""
+        how = f"""boosted trees (scikit-learn's
+  HistGradientBoostingClassifier, one per class) of each image's jet mass, tau_21, total pT
+  and lit pixels in 24 bins of log10 pT, trained on the training images against this
+  generator's (`physgan.image_ratio`, `ratio.safetensors`, {kib:.0f} KiB)"""
     else:
         kib = run.calibrated.stat().st_size / 1024
-        how = f"""the training
-  run's D calibrated {sample.calibrate_steps:,} steps against this generator
-  (`calibrated.safetensors`, {kib:.0f} KiB), and M its {sample.cap_quantile:g} quantile on the
-  first candidates"""
+        how = f"""the training run's D
+  calibrated {sample.calibrate_steps:,} steps against this generator (`calibrated.safetensors`,
+  {kib:.0f} KiB)"""
+    q = f"{sample.cap_quantile:g}"
     return f"""
 - Sampling: rejection sampling (Azadi et al. 2019, arXiv:1810.06758), class by class: each
-  generated image is kept with probability min(1, exp(logit - M)), the logit that of {how}.
+  generated image is kept with probability min(1, exp(logit - M)), M the {q} quantile of
+  the logits on the first candidates, the logit that of {how}.
   Every number below and the speed are of the images kept; `--no-rejection` samples G alone."""
 
 

@@ -154,3 +154,12 @@ def test_the_shipped_jet_image_generator_samples_by_rejection_with_its_ratio():
     alone = api.sample(PREFIX + "jet-images", 100, seed=1, cond=cond, rejection=False)
     assert kept.shape == alone.shape == (100, 1, 25, 25)
     assert not np.array_equal(kept, alone)
+
+
+def test_a_shipped_generator_without_a_ratio_for_its_observables_is_refused(monkeypatch):
+    from physgan import generation
+    from physgan.errors import ConfigError
+
+    monkeypatch.setattr(generation, "_kept_ratio", lambda path, classes: (None, None))  # e.g. stale
+    with pytest.raises(ConfigError, match=r"ships no ratio\.safetensors for this generator"):
+        api.sample(PREFIX + "jet-images", 10, seed=1, cond={"class": "W"})

@@ -20,7 +20,12 @@ from physgan.data.datasets import TrainingData, class_names
 from physgan.data.jets import canonical_cloud, is_cloud, sort_by_pt
 from physgan.data.transforms import Identity, ParticleStandardize, Standardize, transform_from_dict
 from physgan.errors import CheckpointError, ConfigError, DataError
-from physgan.image_ratio import ObservableRatio, fit_observable_ratio, image_observables
+from physgan.image_ratio import (
+    OBSERVABLES,
+    ObservableRatio,
+    fit_observable_ratio,
+    image_observables,
+)
 from physgan.metrics.support import support_features
 from physgan.models.draw import CHUNK, draw
 from physgan.sampling import rejection_sample
@@ -29,6 +34,8 @@ from physgan.training.calibration import calibrated_discriminator, calibration_s
 from physgan.training.checkpoint import (
     load_checkpoint,
     load_weights,
+    read_weights,
+    save_tensors,
     save_weights,
     saved_modules,
 )
@@ -193,25 +200,30 @@ def _discriminator_score(D: nn.Module, rows: int = 1024) -> Score:
     return score
 
 
-def _weights_step(path: Path, module: nn.Module) -> int | None:
-    """The step of a kept file of weights, loaded into ``module``; None if they do not fit it
-    (written for other observables), so that they are made again."""
-    try:
-        return load_weights(path, module).get("step")
-    except CheckpointError:
-        return None
-
-
 def _observables_score(ratio: ObservableRatio, transform: Any) -> Score:
     """``score(x, cond)``: the observables' log-ratio of ``x`` (network units) as images in
     GeV, with the one condition row ``cond`` (or none)."""
 
-    @torch.no_grad()
     def score(x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        features = torch.from_numpy(image_observables(_physical(transform, x.numpy())))
-        return ratio(features, None if cond is None else cond.expand(len(x), -1))
+        features = image_observables(_physical(transform, x.numpy()))
+        rows = None if cond is None else np.broadcast_to(cond.numpy(), (len(x), cond.shape[-1]))
+        return torch.from_numpy(ratio(features, rows).astype(np.float32))
 
     return score
+
+
+def _kept_ratio(path: Path, classes: int) -> tuple[ObservableRatio | None, int | None]:
+    """The ratio in ``RUN/ratio.safetensors`` and the generator step it was fitted for; (None,
+    None) if it was fitted on other observables, for another number of classes or by other
+    code, so that it is made again."""
+    try:
+        tensors, meta = read_weights(path)
+        ratio = ObservableRatio.from_tensors(tensors)
+    except (CheckpointError, ValueError):
+        return None, None
+    if meta.get("observables") != list(OBSERVABLES) or len(ratio.classes) != classes:
+        return None, None
+    return ratio, meta.get("step")
 
 
 def _observable_ratio(
@@ -227,18 +239,22 @@ def _observable_ratio(
     (seeded by the run's seed) and kept in the run (not in a shipped one)."""
     if len(meta["sample_shape"]) != 3:
         raise ConfigError("sample.ratio: observables is for jet images (n, 1, P, P) only")
-    ratio = ObservableRatio(int(meta["cond_dim"]))
-    if run.ratio.is_file() and _weights_step(run.ratio, ratio) == state.step:
-        return ratio.eval()
+    if run.ratio.is_file():
+        ratio, step = _kept_ratio(run.ratio, max(1, int(meta["cond_dim"])))
+        if ratio is not None and step == state.step:
+            return ratio
     if run.shipped:
-        raise ConfigError(f"{run.root}: ships no ratio.safetensors to sample by rejection with")
+        raise ConfigError(
+            f"{run.root}: ships no ratio.safetensors for this generator and these "
+            "observables to sample by rejection with"
+        )
     data = data if data is not None else load_data(config)
     cond = _net_cond_train(meta, data)
     seed = derive_seed(config.seed, Stream.RATIO)
     fake = _physical(transform, generate(state.sampler, len(data.x_train), cond, seed))
     real = image_observables(data.x_train)
     ratio = fit_observable_ratio(real, image_observables(fake), cond, seed=seed)
-    save_weights(run.ratio, ratio, {"step": state.step})
+    save_tensors(run.ratio, ratio.tensors(), {"step": state.step, "observables": OBSERVABLES})
     return ratio
 
 

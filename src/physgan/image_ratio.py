@@ -2,7 +2,7 @@
 
 A classifier trained to tell a class's training images (label 1) from as many of its
 generator's (label 0) on a few observables estimates, through its logit, log(p_data / p_g) of
-those observables: the lecture's D* = p_data / (p_data + p_g), here of a small network that can
+those observables: the lecture's D* = p_data / (p_data + p_g), here of a classifier that can
 be trained to convergence in a minute, where the GAN's own D sees every pixel and never gets
 there. Rejection sampling with this logit (``sample.ratio: observables``) keeps each generated
 image with probability exp(logit - M), so the observables' joint distribution becomes the
@@ -10,40 +10,51 @@ data's wherever G covers it. DCTR (Andreassen and Nachman, arXiv:1907.08209) rew
 simulations by such a classifier, DCTRGAN (Diefenbacher et al., arXiv:2009.03796) a GAN's
 samples; rejection turns the weights into unweighted images.
 
+The classifier is scikit-learn's gradient-boosted trees (``HistGradientBoostingClassifier``,
+stopped early on a tenth of the rows), one per class. A small MLP of the same observables
+(sessions 25-26) learned the large differences (the soft pixels) and left the W mass peak
+as it was; the trees fit both. Their nodes are kept as arrays (:meth:`ObservableRatio.tensors`)
+and evaluated here, so that a shipped ratio is a file of numbers, not a pickle.
+
 The observables (``OBSERVABLES``), of images in GeV: jet mass, tau_21, total pT and the number
-of lit pixels in each of seven bins of log10 pT.
+of lit pixels in each bin of log10 pT between ``LOG_PT_EDGES``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+
 import numpy as np
 import torch
-from torch import Tensor, nn
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from physgan.data.images import image_mass, image_tau21
-from physgan.settle import settle
 
 __all__ = ["OBSERVABLES", "ObservableRatio", "fit_observable_ratio", "image_observables"]
 
-# log10 pT (GeV) edges of the bins in which each image's lit pixels are counted
-LOG_PT_EDGES = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
+# log10 pT (GeV) edges of the bins in which each image's lit pixels are counted: quarters of a
+# decade from 0.3 MeV to 100 GeV (a generator's faint pixels sit at the soft end)
+LOG_PT_EDGES = tuple(-3.5 + 0.25 * i for i in range(23))
 OBSERVABLES = (
     "mass",
     "tau21",
     "pt",
     *(f"lit_log_pt_{i}" for i in range(len(LOG_PT_EDGES) + 1)),
 )
+_ROWS = 2048  # rows evaluated at once (arrays of rows x trees)
 
 
 def image_observables(images: np.ndarray) -> np.ndarray:
-    """(n, 10) float32 observables (``OBSERVABLES``) of (n, 1, P, P) images in GeV: jet mass,
+    """(n, 27) float32 observables (``OBSERVABLES``) of (n, 1, P, P) images in GeV: jet mass,
     tau_21 (NaN for an empty image), total pT, and the number of lit pixels in each bin of
     log10 pT between ``LOG_PT_EDGES`` (open at both ends): summed over images, the counts are
     the pixel-intensity spectrum.
 
     >>> image = np.zeros((1, 1, 5, 5)); image[0, 0, 2, 1] = image[0, 0, 2, 3] = 100.0
-    >>> image_observables(image).astype(float).round(2).tolist()
-    [[104.22, 0.0, 200.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]]
+    >>> image_observables(image)[0, :3].astype(float).round(2).tolist()
+    [104.22, 0.0, 200.0]
+    >>> int(image_observables(image)[0, -1])  # both at log10 pT = 2.0: the last, open bin
+    2
     """
     x = np.asarray(images, dtype=np.float64)[:, 0]
     lit = x > 0
@@ -54,34 +65,113 @@ def image_observables(images: np.ndarray) -> np.ndarray:
     return np.column_stack(columns).astype(np.float32)
 
 
-class ObservableRatio(nn.Module):
-    """Logit of real against generated from standardised observables (NaN read as the mean)
-    and a one-hot class: two SiLU layers of ``hidden`` units.
+@dataclass(frozen=True)
+class Trees:
+    """One class's boosted trees, their nodes flattened into arrays over all trees: a row x
+    goes left at a split node if x[feature] <= threshold (NaN: if ``missing_left``), and its
+    logit is ``baseline`` plus the ``value`` of the leaf it reaches in each tree."""
 
-    ``forward(features, cond=None)``: features (B, 10) from :func:`image_observables`, cond
-    (B, cond_dim) or None -> (B,) logits, an estimate of log(p_data / p_g).
-    """
+    feature: np.ndarray  # int64, per node
+    threshold: np.ndarray  # float64
+    missing_left: np.ndarray  # bool
+    left: np.ndarray  # int64: index of the left child among all nodes
+    right: np.ndarray  # int64
+    leaf: np.ndarray  # bool
+    value: np.ndarray  # float64: a leaf's contribution to the logit
+    roots: np.ndarray  # int64, per tree
+    baseline: np.ndarray  # float64, shape (1,)
 
-    def __init__(self, cond_dim: int = 0, hidden: int = 64) -> None:
-        super().__init__()
-        self.cond_dim = cond_dim
-        self.register_buffer("mean", torch.zeros(len(OBSERVABLES)))
-        self.register_buffer("std", torch.ones(len(OBSERVABLES)))
-        self.net = nn.Sequential(
-            nn.Linear(len(OBSERVABLES) + cond_dim, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, hidden),
-            nn.SiLU(),
-            nn.Linear(hidden, 1),
+    @classmethod
+    def of(cls, classifier: HistGradientBoostingClassifier) -> Trees:
+        """The trees of a fitted binary classifier on numerical features."""
+        nodes = [tree[0].nodes for tree in classifier._predictors]
+        if any(n["is_categorical"].any() for n in nodes):
+            raise ValueError("categorical splits are not supported")
+        offsets = np.cumsum([0] + [len(n) for n in nodes[:-1]]).astype(np.int64)
+        both = np.concatenate(nodes)
+        shift = np.repeat(offsets, [len(n) for n in nodes])
+        return cls(
+            feature=both["feature_idx"].astype(np.int64),
+            # a split of the missing values alone has threshold inf; as a file can hold no inf,
+            # the largest float, which leaves every finite value on the same side
+            threshold=np.minimum(both["num_threshold"], np.finfo(np.float64).max),
+            missing_left=both["missing_go_to_left"].astype(bool),
+            left=both["left"].astype(np.int64) + shift,
+            right=both["right"].astype(np.int64) + shift,
+            leaf=both["is_leaf"].astype(bool),
+            value=both["value"].astype(np.float64),
+            roots=offsets,
+            baseline=np.asarray(classifier._baseline_prediction, np.float64).reshape(1),
         )
 
-    def forward(self, features: Tensor, cond: Tensor | None = None) -> Tensor:
-        z = torch.nan_to_num((features - self.mean) / self.std, nan=0.0)
-        if self.cond_dim:
-            if cond is None:
-                raise ValueError(f"ObservableRatio needs a condition of width {self.cond_dim}")
-            z = torch.cat([z, cond], dim=1)
-        return self.net(z).squeeze(1)
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        """(n,) float64 logits of (n, features) rows."""
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty(len(x))
+        for start in range(0, len(x), _ROWS):
+            part = x[start : start + _ROWS]
+            rows = np.arange(len(part))[:, None]
+            node = np.broadcast_to(self.roots, (len(part), len(self.roots))).copy()
+            inner = ~self.leaf[node]
+            while inner.any():  # one level of every tree per pass
+                v = part[rows, self.feature[node]]
+                go_left = np.where(np.isnan(v), self.missing_left[node], v <= self.threshold[node])
+                child = np.where(go_left, self.left[node], self.right[node])
+                node = np.where(inner, child, node)
+                inner = ~self.leaf[node]
+            out[start : start + len(part)] = self.baseline[0] + self.value[node].sum(axis=1)
+        return out
+
+
+class ObservableRatio:
+    """log(p_data / p_g) of observables, by class: ``ratio(features, cond)`` with features
+    (n, 27) from :func:`image_observables` and cond (n, classes) one-hot rows (None for an
+    unconditional ratio, of one class) -> (n,) float64 logits."""
+
+    def __init__(self, classes: list[Trees]) -> None:
+        self.classes = classes
+
+    def __call__(self, features: np.ndarray, cond: np.ndarray | None = None) -> np.ndarray:
+        if cond is None:
+            if len(self.classes) != 1:
+                raise ValueError(f"ObservableRatio needs a condition of width {len(self.classes)}")
+            return self.classes[0].logit(features)
+        cond = np.asarray(cond)
+        if cond.ndim != 2 or cond.shape[1] != len(self.classes):
+            raise ValueError(
+                f"ObservableRatio needs a condition of width {len(self.classes)}, got shape "
+                f"{cond.shape}"
+            )
+        label = cond.argmax(axis=1)
+        out = np.empty(len(features))
+        for c in np.unique(label):
+            out[label == c] = self.classes[c].logit(features[label == c])
+        return out
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The trees as named tensors (``class{c}.{field}``), for a safetensors file."""
+        return {
+            f"class{c}.{f.name}": torch.from_numpy(
+                np.array(getattr(trees, f.name))
+            )  # own memory each
+            for c, trees in enumerate(self.classes)
+            for f in fields(Trees)
+        }
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> ObservableRatio:
+        """The ratio of :meth:`tensors`; ValueError if some are missing."""
+        n = sum(key.endswith(".baseline") for key in tensors)
+        try:
+            classes = [
+                Trees(**{f.name: tensors[f"class{c}.{f.name}"].numpy() for f in fields(Trees)})
+                for c in range(n)
+            ]
+        except KeyError as missing:
+            raise ValueError(f"no tensor {missing} for the observables' ratio") from None
+        if not classes:
+            raise ValueError("no trees for the observables' ratio")
+        return cls(classes)
 
 
 def fit_observable_ratio(
@@ -89,38 +179,33 @@ def fit_observable_ratio(
     generated: np.ndarray,
     cond: np.ndarray | None = None,
     *,
-    steps: int = 3000,
-    batch_size: int = 512,
-    lr: float = 1e-3,
+    max_iter: int = 600,
     seed: int = 0,
 ) -> ObservableRatio:
-    """An :class:`ObservableRatio` trained ``steps`` Adam steps (the learning rate decaying
-    linearly to 0, so that it settles) on the binary cross-entropy of ``real`` (label 1)
-    against ``generated`` (label 0), (n, 10) observables each; ``cond``: the (n, cond_dim)
-    one-hot classes that both share row by row (generated with the real images' classes), or
-    None. Batches hold as many real as generated rows; in eval mode, on the CPU."""
+    """An :class:`ObservableRatio`: per class, boosted trees (at most ``max_iter``, learning
+    rate 0.05, at least 100 rows a leaf; from 10,000 rows on, stopped early on a tenth held
+    out) fitted on ``real`` (label 1) against ``generated`` (label 0), (n, 27) observables
+    each; ``cond``: the (n, classes) one-hot classes that both share row by row (generated
+    with the real images' classes), or None. ``seed``: any int (its low 32 bits are used)."""
     if real.shape != generated.shape or real.ndim != 2 or real.shape[1] != len(OBSERVABLES):
         raise ValueError(
             f"real and generated need the same shape (n, {len(OBSERVABLES)}), got "
             f"{real.shape} and {generated.shape}"
         )
-    gen = torch.Generator().manual_seed(seed)
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # the initial weights
-    model = ObservableRatio(0 if cond is None else cond.shape[1])
-    torch.random.set_rng_state(torch_state)
-    r, g = torch.as_tensor(real), torch.as_tensor(generated)
-    model.mean.copy_(torch.nanmean(r, dim=0))
-    model.std.copy_(torch.sqrt(torch.nanmean((r - model.mean) ** 2, dim=0)).clamp(min=1e-6))
-    c = None if cond is None else torch.as_tensor(cond, dtype=torch.float32)
-    labels = torch.cat([torch.ones(batch_size // 2), torch.zeros(batch_size // 2)])
-    loss_fn = nn.BCEWithLogitsLoss()
-
-    def batch_loss() -> Tensor:
-        a = torch.randint(len(r), (batch_size // 2,), generator=gen)
-        b = torch.randint(len(g), (batch_size // 2,), generator=gen)
-        both = None if c is None else torch.cat([c[a], c[b]])
-        return loss_fn(model(torch.cat([r[a], g[b]]), both), labels)
-
-    settle(model, batch_loss, steps=steps, lr=lr)
-    return model.eval()
+    label = np.zeros(len(real), np.int64) if cond is None else np.asarray(cond).argmax(axis=1)
+    classes = []
+    for c in range(1 if cond is None else np.asarray(cond).shape[1]):
+        rows = label == c
+        if not rows.any():
+            raise ValueError(f"no rows of class {c} to fit the observables' ratio on")
+        x = np.concatenate([real[rows], generated[rows]]).astype(np.float64)
+        y = np.concatenate([np.ones(rows.sum()), np.zeros(rows.sum())])
+        classifier = HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=max_iter,
+            min_samples_leaf=100,
+            early_stopping="auto",  # on above 10,000 rows
+            random_state=seed % 2**32,
+        )
+        classes.append(Trees.of(classifier.fit(x, y)))
+    return ObservableRatio(classes)

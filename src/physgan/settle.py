@@ -1,6 +1,6 @@
 """A network trained to convergence: Adam with the learning rate falling linearly to 0, so that
 it settles at the optimum of its loss instead of oscillating around it (the calibrated D of
-rejection sampling, the classifier of :mod:`physgan.image_ratio`)."""
+rejection sampling)."""
 
 from __future__ import annotations
 

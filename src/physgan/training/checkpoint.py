@@ -124,6 +124,12 @@ def save_weights(path: str | Path, module: nn.Module, meta: dict[str, Any]) -> N
     """Write one network's state dict (e.g. the best sampling generator) to ``path``
     atomically, with ``meta`` (which holds at least the ``step``) as its physgan metadata."""
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+    save_tensors(path, tensors, meta)
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write named tensors to ``path`` atomically, as :func:`save_weights` does (read back by
+    :func:`read_weights`)."""
     write_atomic(Path(path), save(tensors, metadata={"physgan": json.dumps(meta)}))
 
 
