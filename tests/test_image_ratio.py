@@ -73,6 +73,9 @@ def test_one_leaf_trees_by_hand_and_their_file(tmp_path):
     )
     with pytest.raises(ValueError, match="no tensor"):
         ObservableRatio.from_tensors({"class0.baseline": torch.zeros(1)})
+    broken = ratio.tensors() | {"class1.left": torch.tensor([5])}  # one node: 5 is outside
+    with pytest.raises(ValueError, match="do not fit together"):
+        ObservableRatio.from_tensors(broken)
 
 
 def test_fitted_logit_is_the_log_density_ratio_of_each_class():

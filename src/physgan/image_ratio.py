@@ -150,17 +150,16 @@ class ObservableRatio:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The trees as named tensors (``class{c}.{field}``), for a safetensors file."""
+        # each a copy of its own: safetensors refuses tensors that share memory
         return {
-            f"class{c}.{f.name}": torch.from_numpy(
-                np.array(getattr(trees, f.name))
-            )  # own memory each
+            f"class{c}.{f.name}": torch.from_numpy(np.array(getattr(trees, f.name)))
             for c, trees in enumerate(self.classes)
             for f in fields(Trees)
         }
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> ObservableRatio:
-        """The ratio of :meth:`tensors`; ValueError if some are missing."""
+        """The ratio of :meth:`tensors`; ValueError if some are missing or do not fit."""
         n = sum(key.endswith(".baseline") for key in tensors)
         try:
             classes = [
@@ -171,6 +170,15 @@ class ObservableRatio:
             raise ValueError(f"no tensor {missing} for the observables' ratio") from None
         if not classes:
             raise ValueError("no trees for the observables' ratio")
+        for trees in classes:
+            per_node = (trees.feature, trees.threshold, trees.missing_left, trees.left, trees.right)
+            children = np.concatenate([trees.left, trees.right, trees.roots])
+            if (
+                any(len(a) != len(trees.value) for a in (*per_node, trees.leaf))
+                or not 0 <= trees.feature.min() <= trees.feature.max() < len(OBSERVABLES)
+                or not 0 <= children.min() <= children.max() < len(trees.value)
+            ):
+                raise ValueError("the observables' ratio has nodes that do not fit together")
         return cls(classes)
 
 
