@@ -55,12 +55,14 @@ def test_trees_are_evaluated_as_scikit_learn_evaluates_them():
     np.testing.assert_allclose(trees.logit(test), classifier.decision_function(test), atol=1e-12)
 
 
-def test_one_leaf_trees_by_hand_and_their_file(tmp_path):
-    def leaf(value: float, baseline: float) -> Trees:
-        one, zero = np.ones(1, bool), np.zeros(1, np.int64)
-        return Trees(zero, np.zeros(1), one, zero, zero, one, np.full(1, value), zero,
-                     np.full(1, baseline))  # fmt: skip
+def leaf(value: float, baseline: float) -> Trees:
+    """One tree of a single leaf: every row's logit is ``baseline + value``."""
+    one, zero = np.ones(1, bool), np.zeros(1, np.int64)
+    return Trees(zero, np.zeros(1), one, zero, zero, one, np.full(1, value), zero,
+                 np.full(1, baseline))  # fmt: skip
 
+
+def test_one_leaf_trees_by_hand_and_their_file(tmp_path):
     ratio = ObservableRatio([leaf(0.5, 0.1), leaf(-2.0, 0.25)])
     features = np.zeros((3, len(OBSERVABLES)), np.float32)
     cond = np.eye(2)[[0, 1, 0]]
@@ -118,9 +120,8 @@ def test_ratio_checks_its_inputs():
         fit_observable_ratio(
             np.zeros((50, 27), np.float32), np.zeros((50, 27), np.float32), np.eye(2)[[0] * 50]
         )
-    one = Trees(*(np.zeros(1, np.int64),) * 8, np.zeros(1))
     with pytest.raises(ValueError, match="condition of width 2"):
-        ObservableRatio([one, one])(np.zeros((3, 27)))
+        ObservableRatio([leaf(0.0, 0.0), leaf(0.0, 0.0)])(np.zeros((3, 27)))
 
 
 @pytest.fixture(scope="module")

@@ -200,9 +200,10 @@ def fit_observable_ratio(
             f"real and generated need the same shape (n, {len(OBSERVABLES)}), got "
             f"{real.shape} and {generated.shape}"
         )
-    label = np.zeros(len(real), np.int64) if cond is None else np.asarray(cond).argmax(axis=1)
+    cond = np.ones((len(real), 1)) if cond is None else np.asarray(cond)  # None: one class
+    label = cond.argmax(axis=1)
     classes = []
-    for c in range(1 if cond is None else np.asarray(cond).shape[1]):
+    for c in range(cond.shape[1]):
         rows = label == c
         if not rows.any():
             raise ValueError(f"no rows of class {c} to fit the observables' ratio on")
